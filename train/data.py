@@ -1,0 +1,341 @@
+"""FER-2013 and user datasets -> uint8 face arrays, decoded once and cached.
+
+Accepted layouts (``load_dataset`` tells them apart by looking, not by flags):
+
+    DATA/train/<class>/*.png|jpg      Kaggle folder layout (FER-2013 "archive.zip" extracted)
+    DATA.zip                          the same layout inside a zip, read in place
+    fer2013.csv                       emotion,pixels,Usage (Training / PublicTest / PrivateTest)
+    DATA/<class>/*.png|jpg            a user's own labelled faces (any size, colour or gray)
+
+Every image goes through ``edge.preprocess.prepare_face``, the same function the device uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from edge.preprocess import Preprocessing, prepare_face
+
+log = logging.getLogger(__name__)
+
+SEVEN_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+SIX_CLASSES = ("angry", "fear", "happy", "neutral", "sad", "surprise")
+CLASS_SCHEMES = ("six", "seven", "merge-disgust")
+# fer2013.csv's emotion ids, in the order the challenge defined them.
+CSV_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+CSV_USAGE = {
+    "train": ("Training",),
+    "test": ("PublicTest", "PrivateTest"),
+    "publictest": ("PublicTest",),
+    "privatetest": ("PrivateTest",),
+}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".webp")
+EXPECTED_LAYOUT = (
+    "expected one of:\n"
+    "  DATA/train/<class>/*.png|jpg and DATA/test/<class>/*.png|jpg  (Kaggle FER-2013 layout, folder or .zip)\n"
+    "  fer2013.csv with columns emotion,pixels,Usage\n"
+    "  DATA/<class>/*.png|jpg  (your own labelled faces)\n"
+    f"with <class> one of {', '.join(SEVEN_CLASSES)}"
+)
+CACHE_VERSION = 1
+
+
+class DataError(Exception):
+    """The dataset is missing, malformed or not what the loader can read. The message says why."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    images: np.ndarray  # (N, size, size) uint8, through edge.preprocess.prepare_face
+    labels: np.ndarray  # (N,) int64 index into label_names
+    label_names: tuple[str, ...]
+    source: str
+    skipped: int = 0  # unreadable or corrupt images
+    dropped: dict[str, int] = field(default_factory=dict)  # images of classes outside label_names
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(self.label_names))
+        return {name: int(count) for name, count in zip(self.label_names, counts)}
+
+    def summary(self) -> str:
+        parts = [f"{self.source}: {len(self)} images", ", ".join(f"{k} {v}" for k, v in self.class_counts().items())]
+        if self.skipped:
+            parts.append(f"{self.skipped} unreadable images skipped")
+        if self.dropped:
+            parts.append("dropped " + ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())))
+        return "; ".join(parts)
+
+
+def resolve_classes(classes: str | Iterable[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Class scheme -> (label names in output order, source class -> label renames)."""
+    if isinstance(classes, str):
+        if classes == "six":
+            return SIX_CLASSES, {}
+        if classes == "seven":
+            return SEVEN_CLASSES, {}
+        if classes == "merge-disgust":
+            return SIX_CLASSES, {"disgust": "angry"}
+        raise DataError(f"classes={classes!r}; expected one of {', '.join(CLASS_SCHEMES)} or a list of names")
+    names = tuple(classes)
+    unknown = [name for name in names if name not in SEVEN_CLASSES]
+    if unknown or len(set(names)) != len(names) or len(names) < 2:
+        raise DataError(f"classes={list(names)}: need 2 or more distinct names from {', '.join(SEVEN_CLASSES)}")
+    return names, {}
+
+
+# --- raw readers: each yields (class name, encoded bytes or pixel array) ---------------------
+
+
+def _decode(data: bytes | np.ndarray, prep: Preprocessing) -> np.ndarray | None:
+    if isinstance(data, np.ndarray):
+        image = data
+    else:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            return None
+        if image.dtype == np.uint16:  # 16-bit PNGs exist in user folders; keep the top byte
+            image = (image >> 8).astype(np.uint8)
+    if image.dtype != np.uint8 or image.size == 0:
+        return None
+    try:
+        return prepare_face(image, prep)
+    except ValueError:
+        return None
+
+
+def _class_of(name: str, path: str) -> str:
+    label = name.strip().lower()
+    if label not in SEVEN_CLASSES:
+        raise DataError(f"unknown class folder {path!r}; {EXPECTED_LAYOUT}")
+    return label
+
+
+def _zip_split_prefix(names: list[str], split: str, zip_path: Path) -> str:
+    """Find '<anything/>split/' inside the zip, so 'archive/train/...' works too."""
+    marker = f"{split}/"
+    prefixes = sorted({n[: n.index(marker) + len(marker)] for n in names if marker in n and (n.index(marker) == 0 or n[n.index(marker) - 1] == "/")}, key=len)
+    if not prefixes:
+        raise DataError(f"{zip_path}: no '{split}/' folder inside the zip; {EXPECTED_LAYOUT}")
+    return prefixes[0]
+
+
+def _read_zip(zip_path: Path, split: str) -> Iterator[tuple[str, bytes]]:
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{zip_path} is not a readable zip file ({exc})") from exc
+    with archive:
+        names = archive.namelist()
+        prefix = _zip_split_prefix(names, split, zip_path)
+        seen: set[str] = set()
+        for name in names:
+            if not name.startswith(prefix) or name.endswith("/"):
+                continue
+            parts = name[len(prefix) :].split("/")
+            if len(parts) != 2:
+                raise DataError(f"{zip_path}: unexpected entry {name!r}; {EXPECTED_LAYOUT}")
+            if not parts[1].lower().endswith(IMAGE_SUFFIXES):
+                continue
+            label = _class_of(parts[0], f"{zip_path}:{prefix}{parts[0]}")
+            seen.add(label)
+            yield label, archive.read(name)
+        if not seen:
+            raise DataError(f"{zip_path}:{prefix} holds no images; {EXPECTED_LAYOUT}")
+
+
+def _read_class_folders(root: Path) -> Iterator[tuple[str, bytes]]:
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    if not class_dirs:
+        raise DataError(f"{root} has no class folders; {EXPECTED_LAYOUT}")
+    labels = [(_class_of(d.name, str(d)), d) for d in class_dirs]
+    for label, folder in labels:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"class folder {folder} is empty; put its .png/.jpg faces there or remove it")
+        for path in files:
+            try:
+                yield label, path.read_bytes()
+            except OSError as exc:
+                log.warning("cannot read %s (%s); skipped", path, exc)
+                yield label, b""
+
+
+def _read_csv(csv_path: Path, split: str) -> Iterator[tuple[str, np.ndarray | bytes]]:
+    usages = CSV_USAGE.get(split)
+    if usages is None:
+        raise DataError(f"split={split!r} for {csv_path}; expected one of {', '.join(CSV_USAGE)}")
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{csv_path}: missing columns {sorted(missing)}; expected emotion,pixels,Usage")
+        for row in reader:
+            if row["Usage"] not in usages:
+                continue
+            try:
+                label = CSV_EMOTIONS[int(row["emotion"])]
+                pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+                side = int(round(np.sqrt(pixels.size)))
+                if side * side != pixels.size or side == 0:
+                    raise ValueError(f"{pixels.size} pixels is not a square image")
+            except (ValueError, IndexError) as exc:
+                log.debug("%s line %d: %s", csv_path, reader.line_num, exc)
+                yield "angry", b""  # counted as skipped; the label is irrelevant
+                continue
+            yield label, pixels.reshape(side, side)
+
+
+def _raw_source(path: Path, split: str) -> tuple[Iterator[tuple[str, np.ndarray | bytes]], str]:
+    if not path.exists():
+        raise DataError(f"dataset path {path} does not exist; {EXPECTED_LAYOUT}")
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return _read_zip(path, split), f"{path}:{split}"
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return _read_csv(path, split), f"{path}:{split}"
+    if path.is_dir():
+        if (path / split).is_dir():
+            return _read_class_folders(path / split), f"{path / split}"
+        subdirs = {p.name.lower() for p in path.iterdir() if p.is_dir()}
+        if subdirs and subdirs <= set(SEVEN_CLASSES):
+            return _read_class_folders(path), str(path)  # a user's <class>/ folders: no split
+        raise DataError(f"{path} has no '{split}/' folder and is not a folder of class folders; {EXPECTED_LAYOUT}")
+    raise DataError(f"{path} is neither a folder, a .zip nor a .csv; {EXPECTED_LAYOUT}")
+
+
+# --- decode once, cache as uint8 ------------------------------------------------------------
+
+
+def _decode_all(path: Path, split: str, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """All seven classes, decoded: (images, labels as SEVEN_CLASSES indices, skipped, source)."""
+    raw, source = _raw_source(path, split)
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    skipped = 0
+    for label, data in raw:
+        face = _decode(data, prep) if len(data) else None
+        if face is None:
+            skipped += 1
+            continue
+        images.append(face)
+        labels.append(SEVEN_CLASSES.index(label))
+    if not images:
+        raise DataError(f"{source}: no readable images ({skipped} unreadable); {EXPECTED_LAYOUT}")
+    return np.stack(images), np.asarray(labels, dtype=np.int64), skipped, source
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emocam"
+
+
+def _cache_file(path: Path, split: str, prep: Preprocessing, cache_dir: Path) -> Path:
+    stat = path.stat()
+    key = f"{CACHE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}|{prep.to_dict()}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir / f"{path.stem}-{split}-{digest}.npz"
+
+
+def _load_decoded(path: Path, split: str, prep: Preprocessing, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, int, str]:
+    # A user's folder of class folders can change in place without its mtime changing; cache only files.
+    cacheable = cache_dir is not None and path.is_file()
+    cache = _cache_file(path, split, prep, cache_dir) if cacheable else None  # type: ignore[arg-type]
+    if cache is not None and cache.is_file():
+        try:
+            with np.load(cache) as data:
+                return data["images"], data["labels"], int(data["skipped"]), str(data["source"])
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("ignoring unreadable cache %s (%s)", cache, exc)
+    decoded = _decode_all(path, split, prep)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, images=decoded[0], labels=decoded[1], skipped=decoded[2], source=decoded[3])
+        tmp.replace(cache)
+        log.info("cached decoded %s in %s", decoded[3], cache)
+    return decoded
+
+
+def load_dataset(
+    path: str | Path,
+    split: str = "train",
+    classes: str | Iterable[str] = "six",
+    prep: Preprocessing = Preprocessing(),
+    cache_dir: Path | None = None,
+) -> Dataset:
+    """Read a dataset in any accepted layout; see the module docstring. Raises DataError."""
+    label_names, renames = resolve_classes(classes)
+    images, seven_labels, skipped, source = _load_decoded(Path(path), split.lower(), prep, cache_dir)
+    names = [renames.get(SEVEN_CLASSES[i], SEVEN_CLASSES[i]) for i in range(len(SEVEN_CLASSES))]
+    mapping = np.array([label_names.index(n) if n in label_names else -1 for n in names])
+    mapped = mapping[seven_labels]
+    keep = mapped >= 0
+    dropped_counts = np.bincount(seven_labels[~keep], minlength=len(SEVEN_CLASSES))
+    dropped = {SEVEN_CLASSES[i]: int(c) for i, c in enumerate(dropped_counts) if c}
+    if not keep.any():
+        raise DataError(f"{source}: none of its images belong to classes {list(label_names)}")
+    dataset = Dataset(images[keep], mapped[keep].astype(np.int64), label_names, source, skipped, dropped)
+    if skipped:
+        log.warning("%s: %d unreadable or corrupt images skipped", source, skipped)
+    return dataset
+
+
+def concat(datasets: list[Dataset]) -> Dataset:
+    """Mix datasets with the same label names (FER-2013 plus a user's own faces, say)."""
+    first = datasets[0]
+    for other in datasets[1:]:
+        if other.label_names != first.label_names or other.images.shape[1:] != first.images.shape[1:]:
+            raise DataError(f"cannot mix {first.source} and {other.source}: different classes or image size")
+    dropped: dict[str, int] = {}
+    for ds in datasets:
+        for key, value in ds.dropped.items():
+            dropped[key] = dropped.get(key, 0) + value
+    return Dataset(
+        np.concatenate([d.images for d in datasets]),
+        np.concatenate([d.labels for d in datasets]),
+        first.label_names,
+        " + ".join(d.source for d in datasets),
+        sum(d.skipped for d in datasets),
+        dropped,
+    )
+
+
+def subset(ds: Dataset, index: np.ndarray, source_suffix: str) -> Dataset:
+    return replace(ds, images=ds.images[index], labels=ds.labels[index], source=f"{ds.source}{source_suffix}")
+
+
+def split_validation(ds: Dataset, fraction: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Stratified train/validation split; the same seed gives the same split."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"validation fraction {fraction} must be between 0 and 1")
+    rng = np.random.default_rng(seed)
+    val_index: list[np.ndarray] = []
+    for label in range(len(ds.label_names)):
+        members = np.flatnonzero(ds.labels == label)
+        rng.shuffle(members)
+        val_index.append(members[: int(round(len(members) * fraction))])
+    val = np.sort(np.concatenate(val_index))
+    train = np.setdiff1d(np.arange(len(ds)), val)
+    return subset(ds, train, f"[train {1 - fraction:.0%}]"), subset(ds, val, f"[val {fraction:.0%}]")
+
+
+def per_class_limit(ds: Dataset, limit: int, seed: int = 0) -> Dataset:
+    """At most ``limit`` images per class, chosen with a fixed seed (smoke runs, representative sets)."""
+    rng = np.random.default_rng(seed)
+    index = []
+    for label in range(len(ds.label_names)):
+        members = np.flatnonzero(ds.labels == label)
+        index.append(rng.permutation(members)[:limit])
+    return subset(ds, np.sort(np.concatenate(index)), f"[<= {limit}/class]")
