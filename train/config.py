@@ -1,0 +1,77 @@
+"""Every training knob in one place, each with its default and what it is for.
+
+The resolved config is saved as ``config.json`` in the run directory, next to the weights, so
+conversion and evaluation never have to guess how a model was made.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+
+def knob(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = knob("", "dataset: Kaggle folder, .zip, fer2013.csv or a folder of <class>/ images")
+    extra_data: tuple[str, ...] = knob((), "more class-folder datasets mixed into training (fine-tuning on your faces)")
+    out: str = knob("runs/emocam", "run directory: weights, config, labels, history, metrics")
+    classes: str = knob("six", "six (drop disgust), seven, or merge-disgust (disgust counted as angry)")
+    architecture: str = knob("vgg-m", "a name from train.architectures.ARCHITECTURES")
+    epochs: int = knob(60, "maximum epochs (early stopping may end sooner)")
+    batch_size: int = knob(64, "images per step")
+    learning_rate: float = knob(0.02, "peak learning rate of the cosine schedule (SGD, Nesterov momentum)")
+    warmup_epochs: int = knob(2, "linear warm-up epochs before the cosine decay")
+    momentum: float = knob(0.9, "SGD momentum")
+    weight_decay: float = knob(5e-4, "decoupled weight decay")
+    label_smoothing: float = knob(0.1, "label smoothing of the cross-entropy")
+    class_weighting: str = knob("sqrt", "class imbalance: none, sqrt (inverse square root frequency) or balanced")
+    patience: int = knob(15, "early stopping: epochs without a better validation accuracy")
+    val_fraction: float = knob(0.1, "stratified share of train/ held out for validation and model selection")
+    seed: int = knob(1337, "seed for the split, initialization and augmentation")
+    limit_per_class: int = knob(0, "use at most this many training images per class (0 = all; smoke runs)")
+    # Augmentation: the original project's shear, zoom and flip, plus rotation, shift, brightness,
+    # contrast and random erasing.
+    flip: bool = knob(True, "random horizontal flip")
+    rotation_deg: float = knob(10.0, "random rotation range, degrees")
+    shear: float = knob(0.1, "random shear factor")
+    zoom: float = knob(0.1, "random zoom range")
+    shift: float = knob(0.1, "random shift, fraction of the image")
+    brightness: float = knob(0.2, "random brightness change, fraction of the range")
+    contrast: float = knob(0.2, "random contrast change")
+    erasing: float = knob(0.25, "probability of erasing a random rectangle (random erasing / cutout)")
+    cache_dir: str = knob("", "where decoded datasets are cached (default ~/.cache/emocam)")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["extra_data"] = list(self.extra_data)
+        return data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One --flag per knob, defaults and help taken from TrainConfig itself."""
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, action="append", default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=type(default), default=None, help=help_text)
+
+
+def from_arguments(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """Flags given on the command line override ``base`` (a resumed run's saved config)."""
+    values = (base or TrainConfig()).to_dict()
+    for f in fields(TrainConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    values["extra_data"] = tuple(values["extra_data"])
+    return TrainConfig(**values)

@@ -1,0 +1,265 @@
+"""``emocam-train fit``: train a Keras CNN on FER-2013 (or your faces) into a run directory.
+
+The run directory holds everything later steps need:
+    best.keras      the inference model (no augmentation layers) of the best validation epoch
+    last.keras      the whole training model with optimizer state, rewritten every epoch (--resume)
+    state.json      last finished epoch and best validation accuracy so far
+    config.json     the resolved TrainConfig plus architecture, params, MACs, labels, preprocessing
+    labels.json     label names in output order
+    history.csv     per-epoch loss/accuracy/learning rate
+    metrics.json    validation metrics of best.keras
+
+Runs unchanged on the TensorFlow backend (a workstation CPU) and the JAX backend (GPU machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.preprocess import Preprocessing
+from train.config import TrainConfig, add_arguments, from_arguments
+from train.data import DataError, Dataset, concat, default_cache_dir, load_dataset, per_class_limit, split_validation
+
+log = logging.getLogger(__name__)
+
+
+def load_training_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    parts = [load_dataset(cfg.data, "train", cfg.classes, cache_dir=cache)]
+    for extra in cfg.extra_data:
+        parts.append(load_dataset(extra, "train", parts[0].label_names, cache_dir=cache))
+    for part in parts:
+        log.info("%s", part.summary())
+    train, val = split_validation(concat(parts), cfg.val_fraction, cfg.seed)
+    if cfg.limit_per_class:
+        train = per_class_limit(train, cfg.limit_per_class, cfg.seed)
+        val = per_class_limit(val, max(2, cfg.limit_per_class // 4), cfg.seed)
+    return train, val
+
+
+def class_weights(labels: np.ndarray, classes: int, mode: str) -> dict[int, float] | None:
+    """Weights that lift rare classes; 'sqrt' is gentler than 'balanced' and usually scores better."""
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=classes).astype(np.float64)
+    counts = np.maximum(counts, 1.0)
+    raw = counts.sum() / (classes * counts)
+    if mode == "sqrt":
+        raw = np.sqrt(raw)
+    elif mode != "balanced":
+        raise ValueError(f"class_weighting={mode!r}; expected none, sqrt or balanced")
+    raw = raw / np.average(raw, weights=counts)  # keep the mean loss scale unchanged
+    return {i: float(w) for i, w in enumerate(raw)}
+
+
+def augmentation(cfg: TrainConfig):
+    import keras
+    from keras import layers
+
+    steps: list = []
+    if cfg.flip:
+        steps.append(layers.RandomFlip("horizontal", seed=cfg.seed))
+    if cfg.rotation_deg:
+        steps.append(layers.RandomRotation(cfg.rotation_deg / 360.0, fill_mode="nearest", seed=cfg.seed + 1))
+    if cfg.shear:
+        steps.append(layers.RandomShear(cfg.shear, cfg.shear, fill_mode="nearest", seed=cfg.seed + 2))
+    if cfg.zoom:
+        steps.append(layers.RandomZoom(cfg.zoom, fill_mode="nearest", seed=cfg.seed + 3))
+    if cfg.shift:
+        steps.append(layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="nearest", seed=cfg.seed + 4))
+    if cfg.brightness:
+        steps.append(layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=cfg.seed + 5))
+    if cfg.contrast:
+        steps.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=cfg.seed + 6))
+    if cfg.erasing:
+        steps.append(layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 255), seed=cfg.seed + 7))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
+    return np.eye(classes, dtype=np.float32)[labels]
+
+
+def _as_input(images: np.ndarray) -> np.ndarray:
+    return images[..., np.newaxis].astype(np.float32)
+
+
+class RunCheckpoint:
+    """Keras callback factory: best inference weights, a resumable checkpoint, progress with ETA."""
+
+    @staticmethod
+    def make(run_dir: Path, net, total_epochs: int, best_so_far: float, max_minutes: float = 0.0):
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.best = best_so_far
+                self.started = time.monotonic()
+                self.first_epoch: int | None = None
+
+            def on_epoch_begin(self, epoch, logs=None):
+                if self.first_epoch is None:
+                    self.first_epoch = epoch
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                val_acc = float(logs.get("val_accuracy", 0.0))
+                improved = val_acc > self.best
+                if improved:
+                    self.best = val_acc
+                    net.save(run_dir / "best.keras")
+                self.model.save(run_dir / "last.keras.tmp.keras")
+                (run_dir / "last.keras.tmp.keras").replace(run_dir / "last.keras")
+                state = {"epoch": epoch + 1, "best_val_accuracy": self.best}
+                (run_dir / "state.json").write_text(json.dumps(state) + "\n")
+                done = epoch + 1 - (self.first_epoch or 0)
+                elapsed = time.monotonic() - self.started
+                eta = elapsed / max(done, 1) * (total_epochs - epoch - 1)
+                log.info(
+                    "epoch %d/%d: val_accuracy %.4f%s (best %.4f), %.0f s/epoch, ETA %.1f min",
+                    epoch + 1, total_epochs, val_acc, " *" if improved else "", self.best,
+                    elapsed / max(done, 1), eta / 60,
+                )
+                if max_minutes and elapsed > max_minutes * 60:
+                    log.warning("stopping: the %.0f-minute time limit is reached", max_minutes)
+                    self.model.stop_training = True
+
+        return _Callback()
+
+
+def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
+    """The training model: augmentation in front of ``net``, SGD with warm-up and cosine decay."""
+    import keras
+
+    trainer = keras.Sequential([keras.Input((size, size, 1)), augmentation(cfg), net], name="trainer")
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.learning_rate / 10,
+        warmup_target=cfg.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(1, cfg.epochs * steps_per_epoch - warmup),
+        alpha=0.01,
+    )
+    optimizer = keras.optimizers.SGD(schedule, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
+    trainer.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return trainer
+
+
+def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbose: int = 1) -> Path:
+    """Train according to ``cfg``; returns the run directory."""
+    import keras
+
+    from train.architectures import build, count_macs
+
+    run_dir = Path(cfg.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    train, val = load_training_data(cfg)
+    labels = train.label_names
+    prep = Preprocessing(size=int(train.images.shape[1]))
+    x_train, y_train = _as_input(train.images), _one_hot(train.labels, len(labels))
+    x_val, y_val = _as_input(val.images), _one_hot(val.labels, len(labels))
+    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+
+    start_epoch, best = 0, -1.0
+    state_file = run_dir / "state.json"
+    net = build(cfg.architecture, prep.size, len(labels))
+    trainer = compile_trainer(cfg, net, prep.size, steps_per_epoch)
+    if resume and state_file.is_file() and (run_dir / "last.keras").is_file():
+        state = json.loads(state_file.read_text())
+        start_epoch, best = int(state["epoch"]), float(state["best_val_accuracy"])
+        # Rebuild, then load weights and optimizer state: Keras cannot deserialize every
+        # augmentation layer's config (RandomShear), so the checkpoint is never load_model()ed.
+        trainer.optimizer.build(trainer.trainable_variables)
+        trainer.load_weights(run_dir / "last.keras")
+        log.info("resuming %s at epoch %d (best val_accuracy %.4f, step %d)", run_dir, start_epoch + 1, best,
+                 int(keras.ops.convert_to_numpy(trainer.optimizer.iterations)))
+    elif resume:
+        log.warning("nothing to resume in %s; starting afresh", run_dir)
+
+    params, macs = int(net.count_params()), count_macs(net)
+    resolved = {
+        **cfg.to_dict(),
+        "labels": list(labels),
+        "params": params,
+        "macs": macs,
+        "preprocessing": prep.to_dict(),
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
+        "train_images": len(train),
+        "val_images": len(val),
+        "train_summary": train.summary(),
+    }
+    (run_dir / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+    (run_dir / "labels.json").write_text(json.dumps(list(labels)) + "\n")
+    log.info("%s: %s params, %.1fM MACs, %d train / %d val images, backend %s",
+             cfg.architecture, f"{params:,}", macs / 1e6, len(train), len(val), keras.backend.backend())
+
+    callbacks = [
+        RunCheckpoint.make(run_dir, net, cfg.epochs, best, max_minutes),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=start_epoch > 0),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
+    ]
+    if start_epoch < cfg.epochs:
+        trainer.fit(
+            x_train, y_train,
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            initial_epoch=start_epoch,
+            validation_data=(x_val, y_val),
+            class_weight=class_weights(train.labels, len(labels), cfg.class_weighting),
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    write_validation_metrics(run_dir, val)
+    return run_dir
+
+
+def write_validation_metrics(run_dir: Path, val: Dataset) -> dict:
+    """Score best.keras on the validation split (never the test split) into metrics.json."""
+    import keras
+
+    from train.metrics import classification_report
+
+    net = keras.saving.load_model(run_dir / "best.keras")
+    probs = net.predict(_as_input(val.images), batch_size=256, verbose=0)
+    report = classification_report(val.labels, probs, val.label_names)
+    metrics = {"split": "validation", "source": val.source, **report.to_dict()}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info("best model: validation accuracy %.4f, macro-F1 %.4f (n=%d)", report.accuracy, report.macro_f1, report.n)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emocam-train fit", description="Train an emotion CNN into a run directory.")
+    add_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after this many minutes (0 = no limit)")
+    parser.add_argument("--quiet", action="store_true", help="no per-step progress bar")
+    args = parser.parse_args(argv)
+    base = None
+    if args.resume and args.out and (Path(args.out) / "config.json").is_file():
+        saved = json.loads((Path(args.out) / "config.json").read_text())
+        base = TrainConfig(**{k: (tuple(v) if k == "extra_data" else v) for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
+    cfg = from_arguments(args, base)
+    if not cfg.data:
+        parser.error("--data is required: a FER-2013 folder, .zip or fer2013.csv (or a folder of <class>/ faces)")
+    try:
+        fit(cfg, resume=args.resume, max_minutes=args.max_minutes, verbose=0 if args.quiet else 1)
+    except (DataError, ValueError) as exc:
+        print(f"emocam-train fit: {exc}", file=sys.stderr)
+        return 2
+    return 0
