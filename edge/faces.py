@@ -14,8 +14,9 @@ Point = tuple[float, float]
 class Face:
     """One detected face, in pixel coordinates of the frame it was found in.
 
-    ``landmarks`` start with (right_eye, left_eye) as seen in the image (the subject's right eye is
-    on the image's left), then nose and mouth when the detector gives them; Haar gives none.
+    ``landmarks`` start with the subject's right eye, then the subject's left eye (in an upright,
+    unmirrored frame the first has the smaller x), then nose and mouth when the detector gives
+    them; Haar gives none.
     """
 
     box: tuple[float, float, float, float]  # x, y, width, height

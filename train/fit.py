@@ -141,14 +141,19 @@ def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
     import keras
 
     trainer = keras.Sequential([keras.Input((size, size, 1)), augmentation(cfg), net], name="trainer")
-    warmup = cfg.warmup_epochs * steps_per_epoch
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=cfg.learning_rate / 10,
-        warmup_target=cfg.learning_rate,
-        warmup_steps=warmup,
-        decay_steps=max(1, cfg.epochs * steps_per_epoch - warmup),
-        alpha=0.01,
-    )
+    if cfg.schedule == "cosine":
+        warmup = cfg.warmup_epochs * steps_per_epoch
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=cfg.learning_rate / 10,
+            warmup_target=cfg.learning_rate,
+            warmup_steps=warmup,
+            decay_steps=max(1, cfg.epochs * steps_per_epoch - warmup),
+            alpha=0.01,
+        )
+    elif cfg.schedule == "plateau":
+        schedule = cfg.learning_rate  # lowered by ReduceLROnPlateau in fit()
+    else:
+        raise ValueError(f"schedule={cfg.schedule!r}; expected cosine or plateau")
     optimizer = keras.optimizers.SGD(schedule, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
     trainer.compile(
         optimizer=optimizer,
@@ -213,6 +218,9 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=start_epoch > 0),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
     ]
+    if cfg.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_accuracy", mode="max", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=cfg.learning_rate / 200))
     if start_epoch < cfg.epochs:
         trainer.fit(
             x_train, y_train,

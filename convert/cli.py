@@ -1,0 +1,200 @@
+"""emocam-convert: a training run -> int8 ``model.tflite`` + sidecar, verified through the device's code.
+
+The composition root: it parses arguments, wires convert.quantize and convert.verify together,
+prints the verification report on stdout and maps errors to exit codes. Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from convert.quantize import (
+    PRECISIONS,
+    ConvertError,
+    Source,
+    check_output_path,
+    convert_keras,
+    load_keras_model,
+    output_path,
+    pin_input_range,
+    publish,
+    read_source,
+    representative_indices,
+    staging,
+    write_model,
+)
+from convert.verify import Comparison, check_drop, compare, predict_all
+from edge.classifier import EmotionClassifier
+from edge.errors import EmocamError
+from edge.model_info import write_model_info
+from train.data import DataError, Dataset, default_cache_dir, load_dataset, subset
+
+log = logging.getLogger(__name__)
+
+SAMPLING_SEED = 0  # calibration and --verify-limit samples: the same run and data give the same model
+EXIT_CODES = """exit codes:
+  0  written (and verified)
+  1  the converted model failed to load or run in the device's code
+  2  bad input (SOURCE, --data, arguments) or the TFLite converter failed
+  3  int8 lost more than --max-drop accuracy points; nothing was written (see --force)"""
+
+
+def _precisions(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    extra = [name for name in names if name not in PRECISIONS[1:]]
+    if extra:
+        raise argparse.ArgumentTypeError(f"{','.join(extra)}: choose from {','.join(PRECISIONS[1:])}")
+    return names
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emocam-convert",
+        description="Convert a trained Keras model to full-integer int8 TFLite with a JSON sidecar, "
+        "then check it through the device's inference code against the float model.",
+        epilog="example: emocam-convert runs/fer6 --data ../shared/datasets/fer2013.zip --out model.tflite\n\n"
+        + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", type=Path, metavar="SOURCE",
+                        help="a run directory made by emocam-train, or a .keras file with labels.json beside it")
+    parser.add_argument("--data", default="",
+                        help="dataset (Kaggle folder, .zip, fer2013.csv or <class>/ folders); default: the run's own")
+    parser.add_argument("--out", type=Path, default=Path("model.tflite"),
+                        help="the .tflite to write; its sidecar goes beside it as .json (default: %(default)s)")
+    parser.add_argument("--representative-count", type=_non_negative, default=500,
+                        help="training images used to calibrate int8, equal per class (default: %(default)s)")
+    parser.add_argument("--verify-split", default="test", help="split to verify on (default: %(default)s)")
+    parser.add_argument("--verify-limit", type=_non_negative, default=0,
+                        help="verify on at most this many images, a seeded random sample (default: all)")
+    parser.add_argument("--max-drop", type=float, default=1.0,
+                        help="most accuracy points int8 may lose against float (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="write the model even if it lost more than --max-drop")
+    parser.add_argument("--also", type=_precisions, default=(), metavar="float32,float16",
+                        help="also write these precisions for comparison, as <out>-<precision>.tflite")
+    parser.add_argument("--version", default="", help="model version for the sidecar (default: the date and time)")
+    parser.add_argument("--name", default="", help="model name for the sidecar (default: the --out file name)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    return parser
+
+
+def _limit(dataset: Dataset, limit: int) -> Dataset:
+    if not limit or limit >= len(dataset):
+        return dataset
+    # A random sample rather than per class, so the accuracy estimates the whole split's.
+    index = np.sort(np.random.default_rng(SAMPLING_SEED).permutation(len(dataset))[:limit])
+    return subset(dataset, index, f"[{limit} sampled]")
+
+
+def _load(data: str, split: str, source: Source) -> Dataset:
+    # The run's class scheme, so merge-disgust data is merged here too, not dropped; and the run's
+    # cache, so the images training decoded are not decoded again.
+    cache_dir = Path(source.cache_dir) if source.cache_dir else default_cache_dir()
+    dataset = load_dataset(data, split, source.classes or source.labels, source.preprocessing, cache_dir)
+    if dataset.label_names != source.labels:
+        raise ConvertError(
+            f"{dataset.source} gives classes {list(dataset.label_names)}, but the model's labels are {list(source.labels)}"
+        )
+    log.info("%s", dataset.summary())
+    return dataset
+
+
+def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
+    """Every step, in order; returns the files written. Raises EmocamError or DataError."""
+    check_output_path(args.out)
+    source = read_source(args.source)
+    data = args.data or source.data
+    if not data:
+        raise ConvertError(f"no --data given and {source.run_dir / 'config.json'} names no dataset; pass --data PATH")
+    model, source = load_keras_model(source)
+
+    train = _load(data, "train", source)
+    test = _limit(_load(data, args.verify_split, source), args.verify_limit)
+    if test.source == train.source:
+        log.warning("%s has no separate %r split: verifying on training images", data, args.verify_split)
+    chosen = representative_indices(train.labels, args.representative_count, len(source.labels), SAMPLING_SEED)
+    calibration = pin_input_range(train.images[chosen], source.preprocessing)
+    log.info("calibrating int8 on %d training images", len(calibration))
+
+    from train.predictors import load_predictor  # imports Keras
+
+    try:
+        reference = load_predictor(source.keras_path)
+    except EmocamError as exc:  # its EvaluationError would otherwise read as a device failure
+        raise ConvertError(str(exc)) from exc
+    if tuple(reference.labels) != source.labels:
+        raise ConvertError(f"{source.keras_path} predicts {list(reference.labels)}, expected {list(source.labels)}")
+    reference_probs = predict_all(reference, test.images)
+
+    name = args.name or args.out.stem
+    version = args.version or f"{now:%Y.%m.%d-%H%M}"
+    threads = min(4, os.cpu_count() or 1)
+    print(f"verifying on {test.source} ({len(test)} images) against the float Keras model")
+    with staging(args.out) as folder:
+        staged: list[Path] = []
+        results: list[Comparison] = []
+        for precision in ("int8", *args.also):
+            path = folder / output_path(args.out, precision).name
+            content = convert_keras(model, precision, calibration if precision == "int8" else None)
+            model_name = name if precision == "int8" else f"{name}-{precision}"
+            info = write_model(path, content, source, model_name, version, now)
+            result = compare(
+                precision, EmotionClassifier(path, threads), reference_probs,
+                test.images, test.labels, source.labels, args.verify_split,
+            )
+            print(result.summary())
+            write_model_info(path, replace(info, metrics=result.to_metrics(str(data), dict(source.validation))))
+            staged.append(path)
+            results.append(result)
+        if args.force and results[0].drop_points > args.max_drop:
+            log.warning("int8 lost %.2f accuracy points (limit %s); writing it anyway (--force)",
+                        results[0].drop_points, args.max_drop)
+        elif not args.force:
+            check_drop(results[0], args.max_drop)
+        written = publish(folder, staged, args.out.parent)
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:  # TensorFlow's start-up and export chatter
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    try:
+        convert(args, datetime.now(UTC))
+    except ConvertError as exc:
+        print(f"emocam-convert: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except DataError as exc:
+        print(f"emocam-convert: {exc}", file=sys.stderr)
+        return 2
+    except EmocamError as exc:  # the converted model failed in the device's own code
+        print(f"emocam-convert: the converted model does not work on the device: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

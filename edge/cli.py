@@ -1,0 +1,143 @@
+"""``emocam``: the composition root. Builds the parts, wires the signals, maps errors to exit codes.
+
+    emocam run [--config FILE] [--source SRC] [--broker URL] [--device-id ID] [--no-realtime]
+    emocam check-config [--config FILE] [--json]
+
+Exit codes: 0 clean stop (also SIGTERM, SIGINT, end of a file), 2 bad config, 3 missing or corrupt
+model, 4 source, 5 detector, 6 publisher (see edge/errors.py). Start-up order matters: the model
+is loaded and checked before the camera is opened, and the publisher never waits for the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from edge import __version__
+from edge.config import ENV_OVERRIDES, Config, load_config, to_json, to_toml
+from edge.errors import EmocamError
+
+log = logging.getLogger("emocam")
+
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # journald adds the timestamps
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = ", ".join(ENV_OVERRIDES)
+    parser = argparse.ArgumentParser(
+        prog="emocam",
+        description="Facial-emotion events from a camera, over MQTT or as JSON lines on stdout.",
+        epilog=f"Environment overrides: {env}, EMOCAM_CONFIG; broker password: the systemd "
+        "credential mqtt_password or EMOCAM_MQTT_PASSWORD.",
+    )
+    parser.add_argument("--version", action="version", version=f"emocam {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the camera -> emotion events daemon")
+    run.add_argument("--config", type=Path, metavar="FILE", help="TOML config file (default: built-in defaults)")
+    run.add_argument(
+        "--source", metavar="SRC",
+        help="auto (default), picamera2, a V4L2 index or /dev/videoN, a video file, a folder of images, "
+        "or an rtsp:// or http:// URL",
+    )
+    run.add_argument("--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://...; none: JSON lines on stdout")
+    run.add_argument("--device-id", metavar="ID", help="topic level and device field (default: the host name)")
+    run.add_argument(
+        "--no-realtime", action="store_true",
+        help="process a file as fast as possible instead of at its own frame rate",
+    )
+
+    check = commands.add_parser("check-config", help="validate the config and model, print the resolved config")
+    check.add_argument("--config", type=Path, metavar="FILE", help="TOML config file (default: built-in defaults)")
+    check.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=_LOG_FORMAT)
+    try:
+        if args.command == "check-config":
+            return _check_config(args)
+        return _run(args)
+    except EmocamError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C before the signal handlers were in place
+
+
+def _load(args: argparse.Namespace, flags: dict[str, Any]) -> Config:
+    config = load_config(args.config, os.environ, flags)
+    logging.getLogger().setLevel(config.log_level.upper())
+    return config
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from edge.model_info import load_model_info
+
+    config = _load(args, {})
+    info = load_model_info(config.model.resolved_path)  # sidecar and sha256: exit 3 if bad
+    sys.stdout.write(to_json(config) + "\n" if args.json else to_toml(config))
+    log.info("config OK; model %s v%s (%s)", config.model.resolved_path, info.version, ", ".join(info.labels))
+    return 0
+
+
+class _Signals:
+    """Holds signal requests until the daemon exists, then forwards them."""
+
+    def __init__(self) -> None:
+        self.daemon: Any = None
+        self.stop: str | None = None
+
+    def on_stop(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.daemon is not None:
+            self.daemon.request_stop(name)
+        else:
+            raise KeyboardInterrupt  # still starting up: nothing to flush, just leave
+
+    def on_reload(self, signum: int, frame: FrameType | None) -> None:
+        if self.daemon is not None:
+            self.daemon.request_reload()
+        else:
+            log.warning("SIGHUP during start-up ignored: the config is being read now")
+
+
+def _run(args: argparse.Namespace) -> int:
+    signals = _Signals()
+    signal.signal(signal.SIGTERM, signals.on_stop)
+    signal.signal(signal.SIGINT, signals.on_stop)
+    signal.signal(signal.SIGHUP, signals.on_reload)
+
+    # Heavy imports (OpenCV, LiteRT) only for the command that needs them.
+    from edge.daemon import Daemon, build_pipeline, build_publisher
+    from edge.sdnotify import SystemdNotifier
+    from edge.sources import SystemClock, make_source
+
+    flags = {
+        "source.name": args.source,
+        "mqtt.url": args.broker,
+        "device_id": args.device_id,
+        "source.realtime": False if args.no_realtime else None,
+    }
+    config = _load(args, flags)
+    log.info("emocam %s starting as device %s", __version__, config.device_id)
+    pipeline = build_pipeline(config)  # the model is checked before any camera is touched
+    info = pipeline.classifier.info
+    publisher = build_publisher(config, pipeline.classifier.labels, info.version)
+    clock = SystemClock()
+    source = make_source(config.source, clock)
+    with SystemdNotifier.from_env(os.environ) as notifier:
+        daemon = Daemon(
+            pipeline, publisher, source, notifier=notifier, clock=clock,
+            reload_config=lambda: _load(args, flags),
+        )
+        signals.daemon = daemon
+        return daemon.run()

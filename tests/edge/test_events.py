@@ -1,0 +1,198 @@
+"""Event and state payloads against the documented schema (docs/mqtt.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from edge.events import (
+    EVENT_SCHEMA,
+    EmotionEvent,
+    FaceState,
+    event_payload,
+    iso_utc,
+    state_payload,
+    validate_event_payload,
+)
+from edge.faces import Face
+from edge.tracking import FaceTracker, TrackerSettings
+
+LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
+SCORES = (0.01, 0.02, 0.81234, 0.1, 0.03, 0.02766)
+TS = datetime(2026, 11, 5, 12, 0, 0, 123000, tzinfo=timezone.utc).timestamp()
+
+
+def make_event(kind: str = "changed", previous: str | None = "neutral") -> EmotionEvent:
+    return EmotionEvent(
+        type=kind,  # type: ignore[arg-type]
+        face=7,
+        emotion="happy",
+        confidence=SCORES[2],
+        labels=LABELS,
+        scores=SCORES,
+        box=(0.1, 0.2, 0.25, 1 / 3),
+        ts=TS,
+        previous=previous,
+    )
+
+
+def test_event_payload_has_the_documented_shape() -> None:
+    payload = event_payload(make_event(), device="kitchen", model_version="1.2")
+    assert payload == {
+        "schema": 1,
+        "type": "changed",
+        "ts": "2026-11-05T12:00:00.123Z",
+        "device": "kitchen",
+        "face": 7,
+        "emotion": "happy",
+        "confidence": 0.8123,
+        "scores": {"angry": 0.01, "fear": 0.02, "happy": 0.8123, "neutral": 0.1, "sad": 0.03, "surprise": 0.0277},
+        "box": {"x": 0.1, "y": 0.2, "w": 0.25, "h": 0.3333},
+        "model": "1.2",
+        "previous": "neutral",
+    }
+    assert list(payload["scores"]) == list(LABELS)  # label order is the model's output order
+    json.dumps(payload, allow_nan=False)  # plain JSON, no numpy types
+    validate_event_payload(payload, LABELS)
+
+
+def test_appeared_and_left_carry_no_previous() -> None:
+    for kind in ("appeared", "left"):
+        payload = event_payload(make_event(kind, previous=None), "kitchen", "1.2")
+        assert "previous" not in payload
+        validate_event_payload(payload, LABELS)
+
+
+def test_event_value_checks() -> None:
+    with pytest.raises(ValueError, match="previous"):
+        make_event("appeared", previous="neutral")
+    with pytest.raises(ValueError, match="previous"):
+        make_event("changed", previous=None)
+    with pytest.raises(ValueError, match="'moved'"):
+        make_event("moved", previous=None)
+
+
+def test_iso_utc_is_utc_with_z() -> None:
+    assert iso_utc(0.0) == "1970-01-01T00:00:00.000Z"
+    assert iso_utc(TS) == "2026-11-05T12:00:00.123Z"
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(payload: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = payload
+        for key in parents:
+            target = target[key]
+        if value is _DELETE:
+            del target[last]
+        else:
+            target[last] = value
+
+    return mutate
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_set("box", _DELETE), "missing keys ['box']"),
+        (_set("extra", 1), "unknown keys ['extra']"),
+        (_set("schema", 2), "schema=2"),
+        (_set("type", "moved"), "type='moved'"),
+        (_set("ts", "2026-11-05T12:00:00+00:00"), "ts="),
+        (_set("ts", 1700000000), "ts="),
+        (_set("device", ""), "device="),
+        (_set("face", 0), "face=0"),
+        (_set("face", True), "face=True"),
+        (_set("confidence", 1.5), "confidence=1.5"),
+        (_set("confidence", 0.5), "differs from scores['happy']"),
+        (_set("scores.happy", _DELETE), "emotion='happy' is not a key of scores"),
+        (_set("scores.sad", 0.5), "scores sum to"),
+        (_set("scores.sad", float("nan")), "scores['sad']"),
+        (_set("box.x", 0.9), "reaches outside the frame"),
+        (_set("box.w", 0.0), "positive width"),
+        (_set("box.z", 0.1), "exactly x, y, w, h"),
+        (_set("previous", "happy"), "previous='happy'"),
+        (_set("previous", _DELETE), "previous=None"),
+        (_set("model", 3), "model=3"),
+    ],
+)
+def test_validator_names_each_problem(mutate: Callable[[dict[str, Any]], None], message: str) -> None:
+    payload = event_payload(make_event(), "kitchen", "1.2")
+    mutate(payload)
+    with pytest.raises(ValueError, match="invalid event payload") as error:
+        validate_event_payload(payload)
+    assert message in str(error.value)
+
+
+def test_validator_checks_label_order_when_given() -> None:
+    payload = event_payload(make_event(), "kitchen", "1.2")
+    with pytest.raises(ValueError, match="expected .* in that order"):
+        validate_event_payload(payload, tuple(reversed(LABELS)))
+    with pytest.raises(ValueError, match="JSON object"):
+        validate_event_payload([payload])
+
+
+def test_previous_only_on_changed() -> None:
+    payload = event_payload(make_event("appeared", None), "kitchen", "1.2")
+    payload["previous"] = "neutral"
+    with pytest.raises(ValueError, match="only allowed for 'changed'"):
+        validate_event_payload(payload)
+
+
+def test_json_schema_agrees_with_the_validator() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(EVENT_SCHEMA)
+    jsonschema.Draft202012Validator.check_schema(EVENT_SCHEMA)
+    good = event_payload(make_event(), "kitchen", "1.2")
+    assert list(validator.iter_errors(good)) == []
+    for bad in ({**good, "type": "moved"}, {**good, "face": 0}, {**good, "ts": "yesterday"},
+                {**good, "box": {"x": 0.1, "y": 0.2, "w": 2.0, "h": 0.1}}):
+        assert list(validator.iter_errors(bad)), bad
+        with pytest.raises(ValueError):
+            validate_event_payload(bad)
+
+
+def test_state_payload_lists_faces_largest_first() -> None:
+    faces = [
+        FaceState(face=3, emotion="sad", confidence=0.61234, box=(0.0, 0.0, 0.1, 0.1)),
+        FaceState(face=4, emotion="happy", confidence=0.9, box=(0.5, 0.5, 0.3, 0.3)),
+    ]
+    payload = state_payload(faces, device="kitchen", model_version="1.2", ts=TS)
+    assert payload == {
+        "schema": 1,
+        "ts": "2026-11-05T12:00:00.123Z",
+        "device": "kitchen",
+        "model": "1.2",
+        "count": 2,
+        "emotion": "happy",
+        "faces": [
+            {"face": 4, "emotion": "happy", "confidence": 0.9, "box": {"x": 0.5, "y": 0.5, "w": 0.3, "h": 0.3}},
+            {"face": 3, "emotion": "sad", "confidence": 0.6123, "box": {"x": 0.0, "y": 0.0, "w": 0.1, "h": 0.1}},
+        ],
+    }
+    empty = state_payload([], "kitchen", "1.2", TS)
+    assert (empty["count"], empty["emotion"], empty["faces"]) == (0, None, [])
+
+
+def test_tracker_events_make_valid_payloads() -> None:
+    tracker = FaceTracker(TrackerSettings(hold_seconds=0.5, smoothing_seconds=0.3), LABELS)
+    rng = np.random.default_rng(0)
+    events = []
+    for i in range(60):
+        t = i / 10
+        raw = rng.dirichlet(np.ones(len(LABELS)) * 0.3, size=2).astype(np.float32)  # noisy, like a model
+        faces = [Face((600.0, 10.0, 60.0, 60.0), 0.9), Face((10.0, 400.0, 50.0, 80.0), 0.8)]  # at the edges
+        events += tracker.update(t, faces if i < 40 else [], raw if i < 40 else raw[:0], (640, 480), 1e9 + t)
+    events += tracker.flush(6.0, 1e9 + 6)
+    kinds = [e.type for e in events]
+    assert kinds.count("appeared") == 2 and kinds.count("left") == 2
+    for event in events:
+        payload = json.loads(json.dumps(event_payload(event, "kitchen", "0.0-placeholder")))
+        validate_event_payload(payload, LABELS)

@@ -1,0 +1,426 @@
+"""Publishers: settings checks and stdout without a broker; MQTT behaviour against a real broker.
+
+Every broker test uses its own device id and topic prefix, and waits with a deadline, never a
+bare sleep. Reconnects take about a second: paho's shortest back-off (reconnect_delay_set(1, 30)).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pytest
+
+from edge.errors import PublishError
+from edge.events import event_payload, state_payload, validate_event_payload
+from edge.faces import Face
+from edge.mqtt_publisher import MqttPublisher, discovery_configs
+from edge.publishers import MqttSettings, StdoutPublisher, parse_broker_url
+from edge.tracking import FaceTracker, TrackerSettings
+from tests.edge.conftest import Broker, Subscriber
+
+LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
+MODEL = "test-1"
+SECRET = "pw-Secret-4711"
+
+PublisherFactory = Callable[..., MqttPublisher]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def event(n: int) -> dict[str, Any]:
+    """A small numbered payload; order and loss checks only need the number."""
+    return {"n": n}
+
+
+def numbers(messages: list[Any]) -> list[int]:
+    return [json.loads(m.payload)["n"] for m in messages]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def make_publisher(unique_id: str) -> Iterator[PublisherFactory]:
+    """``make_publisher(url, **settings)`` -> an MqttPublisher with this test's own topics."""
+    made: list[MqttPublisher] = []
+
+    def make(url: str, **overrides: Any) -> MqttPublisher:
+        fields: dict[str, Any] = {"device_id": unique_id, "topic_prefix": f"emocam-{unique_id}",
+                                  "discovery_prefix": f"ha-{unique_id}", **overrides}
+        publisher = MqttPublisher(MqttSettings(url=url, **fields), labels=LABELS, model_version=MODEL)
+        made.append(publisher)
+        return publisher
+
+    yield make
+    for publisher in made:
+        publisher.close()
+
+
+class LinkProxy:
+    """A TCP relay in front of the broker whose ``cut()`` kills the link like a dead Wi-Fi would:
+    the broker sees the connection drop without an MQTT DISCONNECT."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._target = (broker.host, broker.port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"mqtt://127.0.0.1:{self._server.getsockname()[1]}"
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self._server.accept()
+                far = socket.create_connection(self._target)
+            except OSError:
+                return
+            with self._lock:
+                self._sockets += [near, far]
+            for src, dst in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        with self._lock:
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self._sockets.clear()
+
+    def close(self) -> None:
+        self._server.close()
+        self.cut()
+
+
+# ---- without a broker ----
+
+
+def test_broker_url_parsing() -> None:
+    assert parse_broker_url("mqtt://pi.local") == parse_broker_url("mqtt://pi.local:1883")
+    plain = parse_broker_url("mqtt://emocam@pi.local")
+    assert (plain.host, plain.port, plain.tls, plain.username) == ("pi.local", 1883, False, "emocam")
+    secure = parse_broker_url("mqtts://[::1]:8884/")
+    assert (secure.host, secure.port, secure.tls, secure.username) == ("::1", 8884, True, None)
+    assert parse_broker_url("mqtts://broker").port == 8883
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"url": "mqtt://user:hunter2@host"}, "contains a password"),
+        ({"url": "http://host"}, "scheme 'http'"),
+        ({"url": "mqtt://:1883"}, "has no host"),
+        ({"url": "mqtt://host:99999"}, "malformed"),
+        ({"url": "mqtt://host/emocam"}, "path"),
+        ({"device_id": "kitchen/left"}, "device_id='kitchen/left'"),
+        ({"device_id": "cam+1"}, "device_id='cam+1'"),
+        ({"device_id": ""}, "device_id=''"),
+        ({"topic_prefix": "emocam/#"}, "topic_prefix='emocam/#'"),
+        ({"topic_prefix": "/emocam"}, "topic_prefix='/emocam'"),
+        ({"discovery_prefix": ""}, "discovery_prefix=''"),
+        ({"protocol": "3"}, "protocol='3'"),
+        ({"qos": 3}, "qos=3"),
+        ({"keepalive": 0}, "keepalive=0"),
+        ({"max_queued": 0}, "max_queued=0"),
+        ({"stats_interval": 0}, "stats_interval=0"),
+        ({"ca_file": "/etc/ca.pem"}, "ca_file set but url"),
+        ({"url": "mqtts://host", "key_file": "/k.pem"}, "key_file is set without cert_file"),
+        ({"protocol": "3.1.1", "password": SECRET}, "needs mqtt://user@host"),
+    ],
+)
+def test_settings_reject_bad_values(overrides: dict[str, Any], message: str) -> None:
+    fields = {"url": "mqtt://host", "device_id": "kitchen", **overrides}
+    with pytest.raises(ValueError) as error:
+        MqttSettings(**fields)
+    assert message in str(error.value)
+    assert "hunter2" not in str(error.value) and SECRET not in str(error.value)
+
+
+def test_password_is_redacted_in_repr() -> None:
+    settings = MqttSettings(url="mqtt://emocam@host", device_id="kitchen", password=SECRET)
+    assert SECRET not in repr(settings) and SECRET not in str(settings)
+    assert settings.password == SECRET
+
+
+def test_stdout_publisher_writes_events_only(caplog: pytest.LogCaptureFixture) -> None:
+    stream = io.StringIO()
+    publisher = StdoutPublisher(stream)
+    caplog.set_level(logging.DEBUG, logger="edge.publishers")
+    publisher.start()
+    publisher.publish_event({"type": "appeared", "face": 1})
+    publisher.publish_state({"count": 1})
+    publisher.publish_stats({"fps": 30.0})
+    publisher.publish_event({"type": "left", "face": 1})
+    publisher.close()
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line) for line in lines] == [{"type": "appeared", "face": 1}, {"type": "left", "face": 1}]
+    assert '"fps": 30.0' in caplog.text and '"count": 1' in caplog.text
+
+
+def test_tls_files_are_checked_when_built(tmp_path: Any) -> None:
+    missing = tmp_path / "missing-ca.pem"
+    with pytest.raises(PublishError, match=f"ca_file {missing} does not exist"):
+        MqttPublisher(MqttSettings(url="mqtts://host", device_id="kitchen", ca_file=str(missing)))
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(PublishError, match="TLS setup failed .*ca_file="):
+        MqttPublisher(MqttSettings(url="mqtts://host", device_id="kitchen", ca_file=str(garbage)))
+
+
+def test_offline_queue_is_bounded_and_never_blocks(make_publisher: PublisherFactory) -> None:
+    publisher = make_publisher(f"mqtt://127.0.0.1:{free_port()}", max_queued=50)  # nobody listens there
+    began = time.perf_counter()
+    publisher.start()
+    for n in range(1000):
+        publisher.publish_event(event(n))
+    publisher.publish_state({"count": 1})
+    publisher.publish_state({"count": 2})
+    publisher.publish_stats({"fps": 1.0})
+    assert time.perf_counter() - began < 0.5  # ~1000 calls: microseconds each, no network wait
+    stats = publisher.stats()
+    assert (stats.connected, stats.published, stats.dropped, stats.queued) == (False, 0, 950, 50 + 2)
+    began = time.monotonic()
+    publisher.close()
+    assert time.monotonic() - began < 2.5
+    publisher.publish_event(event(1001))  # after close: ignored, not raised
+    assert publisher.stats().queued == 52
+
+
+# ---- against a real broker ----
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_availability_online_then_stopped_is_retained(
+    mqtt_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber], protocol: str
+) -> None:
+    if protocol not in mqtt_broker.protocols:
+        pytest.skip(f"{mqtt_broker.kind} does not speak MQTT {protocol}")
+    publisher = make_publisher(mqtt_broker.url, protocol=protocol)
+    topic = publisher.settings.topic("availability")
+    publisher.start()
+    wait_until(lambda: publisher.stats().connected, what="connect")
+    online = subscribe(mqtt_broker, [topic]).get()
+    assert (online.text, online.retain) == ("online", True)
+    publisher.close()
+    late = subscribe(mqtt_broker, [topic]).get()  # a fresh client, after the fact
+    assert (late.text, late.retain) == ("stopped", True)
+
+
+@pytest.mark.broker
+def test_last_will_offline_when_the_link_dies_then_reconnects(
+    mqtt_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber]
+) -> None:
+    proxy = LinkProxy(mqtt_broker)
+    try:
+        publisher = make_publisher(proxy.url)
+        publisher.start()
+        wait_until(lambda: publisher.stats().connected, what="connect")
+        watcher = subscribe(mqtt_broker, [publisher.settings.topic("availability")])
+        assert watcher.get().text == "online"
+        proxy.cut()
+        seen = watcher.collect(lambda got: [m.text for m in got][-1:] == ["online"], timeout=10)
+        assert [m.text for m in seen] == ["offline", "online"]  # the broker's will, then the reconnect
+        wait_until(lambda: publisher.stats().connected, what="reconnect")
+        assert publisher.stats().reconnects == 1
+    finally:
+        proxy.close()
+
+
+@pytest.mark.broker
+def test_tracker_events_arrive_in_order_and_match_the_schema(
+    mqtt_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber]
+) -> None:
+    publisher = make_publisher(mqtt_broker.url)
+    events_sub = subscribe(mqtt_broker, [publisher.settings.topic("events")])
+    publisher.start()
+    tracker = FaceTracker(TrackerSettings(hold_seconds=0.3, smoothing_seconds=0.0), LABELS)
+    sent = []
+    for i in range(60):  # two faces; the second turns from sad to surprise, then both leave
+        t = i / 10
+        rows = [np.eye(len(LABELS))[2] * 0.9 + 0.02, np.eye(len(LABELS))[4 if i < 20 else 5] * 0.9 + 0.02]
+        faces = [Face((100.0, 100.0, 80.0, 80.0), 0.9), Face((400.0, 120.0, 90.0, 90.0), 0.9)]
+        seen = i < 45
+        for e in tracker.update(t, faces if seen else [], np.array(rows if seen else []), (640, 480), 1e9 + t):
+            sent.append(event_payload(e, publisher.settings.device_id, MODEL))
+            publisher.publish_event(sent[-1])
+            publisher.publish_state(state_payload(tracker.tracks, publisher.settings.device_id, MODEL, 1e9 + t))
+    assert [(p["type"], p["face"]) for p in sent] == [
+        ("appeared", 1), ("appeared", 2), ("changed", 2), ("left", 1), ("left", 2)]
+    got = events_sub.collect(lambda got: len(got) >= len(sent))
+    received = [json.loads(m.payload) for m in got]
+    assert received == sent
+    for payload in received:
+        validate_event_payload(payload, LABELS)
+    assert not any(m.retain for m in got)
+    state = subscribe(mqtt_broker, [publisher.settings.topic("state")]).get()  # retained, latest
+    assert state.retain and json.loads(state.payload)["count"] == 0
+
+
+@pytest.mark.broker
+def test_stats_carry_the_publisher_counters(
+    mqtt_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber]
+) -> None:
+    publisher = make_publisher(mqtt_broker.url)
+    stats_sub = subscribe(mqtt_broker, [publisher.settings.topic("stats")])
+    publisher.start()
+    wait_until(lambda: publisher.stats().connected, what="connect")
+    publisher.publish_stats({"fps": 30.0, "uptime": 12.5})
+    stats = json.loads(stats_sub.get().payload)
+    assert stats["fps"] == 30.0 and stats["uptime"] == 12.5
+    assert stats["mqtt"]["connected"] is True and stats["mqtt"]["dropped"] == 0
+    assert set(stats["mqtt"]) == {"published", "dropped", "queued", "connected", "reconnects"}
+
+
+@pytest.mark.broker
+def test_broker_down_at_start_then_up_delivers_the_newest_queued(
+    own_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber]
+) -> None:
+    publisher = make_publisher(own_broker.url, max_queued=3)
+    events_sub = subscribe(own_broker, [publisher.settings.topic("events")], persistent=True)
+    own_broker.stop()
+    began = time.monotonic()
+    publisher.start()
+    for n in range(1, 6):
+        publisher.publish_event(event(n))
+    publisher.publish_state({"count": 1})
+    publisher.publish_state({"count": 2})
+    assert time.monotonic() - began < 0.2  # start-up never waits on the broker
+    assert publisher.stats().dropped == 2 and publisher.stats().queued == 3 + 1
+    own_broker.start()
+    wait_until(lambda: publisher.stats().connected and publisher.stats().queued == 0, what="flush")
+    assert numbers(events_sub.collect(lambda got: len(got) >= 3, timeout=10)) == [3, 4, 5]  # oldest dropped
+    state = subscribe(own_broker, [publisher.settings.topic("state")]).get()
+    assert json.loads(state.payload) == {"count": 2}  # only the newest state was kept
+    assert events_sub.quiet(0.2) == []
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("qos", [0, 1])
+def test_broker_restart_mid_run_resumes_and_counts_losses(
+    own_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber], qos: int
+) -> None:
+    publisher = make_publisher(own_broker.url, max_queued=2, qos=qos)
+    events_sub = subscribe(own_broker, [publisher.settings.topic("events")], persistent=True)
+    publisher.start()
+    wait_until(lambda: publisher.stats().connected, what="connect")
+    publisher.publish_event(event(1))
+    assert numbers([events_sub.get()]) == [1]
+    own_broker.stop()
+    wait_until(lambda: not publisher.stats().connected, what="disconnect")
+    for n in (2, 3, 4):
+        publisher.publish_event(event(n))
+    assert publisher.stats().dropped == 1
+    own_broker.start()
+    wait_until(lambda: publisher.stats().connected and publisher.stats().queued == 0, what="reconnect")
+    publisher.publish_event(event(5))
+    assert numbers(events_sub.collect(lambda got: len(got) >= 3, timeout=10)) == [3, 4, 5]
+    stats = publisher.stats()
+    assert (stats.reconnects, stats.dropped, stats.queued) == (1, 1, 0)
+
+
+@pytest.mark.broker
+def test_refused_connection_is_not_connected(
+    refusing_broker: Broker, make_publisher: PublisherFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="edge.mqtt_publisher")
+    publisher = make_publisher(refusing_broker.url)
+    publisher.start()
+    publisher.publish_event(event(1))
+    wait_until(lambda: "refused the connection" in caplog.text, what="the refusal")
+    stats = publisher.stats()
+    assert (stats.connected, stats.queued, stats.published) == (False, 1, 0)
+
+
+@pytest.mark.broker
+def test_home_assistant_discovery_is_retained_and_republished(
+    mqtt_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber]
+) -> None:
+    publisher = make_publisher(mqtt_broker.url)
+    settings = publisher.settings
+    publisher.start()
+    wait_until(lambda: publisher.stats().connected, what="connect")
+    watcher = subscribe(mqtt_broker, [f"{settings.discovery_prefix}/#"])
+    first = watcher.collect(lambda got: len(got) >= 2)
+    assert all(m.retain for m in first)
+    configs = {m.topic: json.loads(m.payload) for m in first}
+    assert configs == discovery_configs(settings, LABELS, MODEL)
+    sensor = next(c for t, c in configs.items() if "/sensor/" in t)
+    event_entity = next(c for t, c in configs.items() if "/event/" in t)
+    assert sensor["state_topic"] == sensor["json_attributes_topic"] == settings.topic("state")
+    assert event_entity["state_topic"] == settings.topic("events")
+    assert event_entity["event_types"] == [*LABELS, "left"]
+    for config in (sensor, event_entity):
+        assert config["availability"][0]["topic"] == settings.topic("availability")
+        assert config["device"]["identifiers"] == [f"emocam_{settings.device_id}"]
+    assert sensor["unique_id"] != event_entity["unique_id"]
+    watcher.client.publish(f"{settings.discovery_prefix}/status", "online")  # Home Assistant restarted
+    again = watcher.collect(lambda got: len([m for m in got if "/config" in m.topic]) >= 2)
+    assert {m.topic for m in again if "/config" in m.topic} == set(configs)
+
+
+def test_discovery_templates_render_like_home_assistant() -> None:
+    jinja2 = pytest.importorskip("jinja2")
+    env = jinja2.Environment()
+    env.filters["to_json"] = json.dumps  # Home Assistant's filter of that name
+    settings = MqttSettings(url="mqtt://host", device_id="kitchen")
+    configs = list(discovery_configs(settings, LABELS, MODEL).values())
+    sensor, event_entity = configs
+
+    def render(template: str, payload: Any) -> str:
+        return env.from_string(template).render(value_json=payload, value=payload)
+
+    from edge.events import FaceState  # local: only this test needs it
+
+    state = state_payload([FaceState(1, "happy", 0.9, (0.1, 0.1, 0.2, 0.2))], "kitchen", MODEL, 0.0)
+    assert render(sensor["value_template"], state) == "happy"
+    assert render(sensor["value_template"], state_payload([], "kitchen", MODEL, 0.0)) == "none"
+    appeared = {"type": "appeared", "emotion": "sad", "face": 3, "confidence": 0.7}
+    left = {**appeared, "type": "left"}
+    assert json.loads(render(event_entity["value_template"], appeared)) == {
+        "event_type": "sad", "face": 3, "confidence": 0.7, "change": "appeared"}
+    assert json.loads(render(event_entity["value_template"], left))["event_type"] == "left"
+    availability = sensor["availability"][0]["value_template"]
+    assert [render(availability, v) for v in ("online", "offline", "stopped")] == ["online", "offline", "offline"]
+
+
+@pytest.mark.broker
+def test_password_is_never_logged(
+    mqtt_broker: Broker, make_publisher: PublisherFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = mqtt_broker.url.replace("mqtt://", "mqtt://emocam@")
+    publisher = make_publisher(url, password=SECRET)
+    publisher.start()
+    wait_until(lambda: publisher.stats().connected, what="connect with a password")
+    publisher.publish_event(event(1))
+    publisher.close()
+    assert "paho: Sending CONNECT" in caplog.text  # paho's debug log was captured
+    assert SECRET not in caplog.text

@@ -1,0 +1,134 @@
+"""``emocam-train evaluate MODEL DATA``: score a .keras or .tflite model on a labelled dataset.
+
+Both model kinds go through ``train.predictors`` and ``train.metrics``, so their numbers compare.
+The dataset is loaded with the model's own labels, so label indices line up with its outputs;
+classes the model lacks (disgust, for a six-class model) are skipped and reported on stderr.
+With ``--json`` stdout is exactly one JSON object and everything for humans goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from train.data import CLASS_SCHEMES, DataError, Dataset, load_dataset
+from train.metrics import Report, classification_report, format_report, write_confusion_png
+from train.predictors import DEFAULT_BATCH_SIZE, EvaluationError, Predictor, load_predictor, with_flip_tta
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(predictor: Predictor, dataset: Dataset) -> Report:
+    """Score ``predictor`` on ``dataset``; dataset labels are matched to the model's by name."""
+    labels = tuple(predictor.labels)
+    missing = [name for name in dataset.label_names if name not in labels]
+    if missing:
+        raise EvaluationError(
+            f"{dataset.source} has classes {missing} that the model does not know (its labels: "
+            f"{', '.join(labels)}); load the data with the model's labels as classes"
+        )
+    # Usually the identity; a different order (e.g. --classes merge-disgust) is remapped by name.
+    to_model = np.array([labels.index(name) for name in dataset.label_names], dtype=np.int64)
+    y_true = to_model[np.asarray(dataset.labels, dtype=np.int64)]
+    probs = predictor.probabilities(dataset.images)
+    return classification_report(y_true, probs, labels)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emocam-train evaluate",
+        description="Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix of a model.",
+    )
+    parser.add_argument("model", type=Path, help="a .tflite (with its .json sidecar), a .keras, or a run directory")
+    parser.add_argument("data", type=Path, help="Kaggle-layout folder or .zip, fer2013.csv, or a <class>/ folder")
+    parser.add_argument("--split", default="test", help="train, test, publictest or privatetest (default: test)")
+    parser.add_argument(
+        "--classes",
+        default=None,
+        help=f"{', '.join(CLASS_SCHEMES)} or comma-separated names (default: the model's labels; "
+        "data classes the model lacks are skipped)",
+    )
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    parser.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image")
+    parser.add_argument("--confusion-png", type=Path, default=None, metavar="PATH", help="also draw the confusion matrix")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="faces per model call (default: 256)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default 0: all cores)")
+    return parser
+
+
+def _classes(arg: str | None, predictor: Predictor) -> str | tuple[str, ...]:
+    if arg is None:
+        return tuple(predictor.labels)
+    if arg in CLASS_SCHEMES:
+        return arg
+    return tuple(name.strip() for name in arg.split(",") if name.strip())
+
+
+def _skipped_lines(dataset: Dataset) -> list[str]:
+    lines = [
+        f"skipped {count} '{name}' images: the model has no such class" for name, count in sorted(dataset.dropped.items())
+    ]
+    if dataset.skipped:
+        lines.append(f"skipped {dataset.skipped} unreadable or corrupt images")
+    return lines
+
+
+def _check_output(path: Path | None) -> None:
+    # Before the slow part: a typo in the output path should not cost a whole evaluation.
+    if path is None:
+        return
+    if path.suffix.lower() != ".png":
+        raise EvaluationError(f"--confusion-png {path} must end in .png")
+    if not path.parent.is_dir():
+        raise EvaluationError(f"--confusion-png {path}: folder {path.parent} does not exist; create it first")
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _check_output(args.confusion_png)
+    predictor = load_predictor(args.model, num_threads=args.threads, batch_size=args.batch_size)
+    if args.flip_tta:
+        predictor = with_flip_tta(predictor)
+    dataset = load_dataset(args.data, split=args.split, classes=_classes(args.classes, predictor))
+    for line in _skipped_lines(dataset):
+        print(line, file=err)
+    report = evaluate(predictor, dataset)
+    human = out if not args.json else err
+    print(f"model {args.model} on {dataset.source}{' (flip TTA)' if args.flip_tta else ''}", file=human)
+    print(format_report(report), file=human)
+    if args.confusion_png is not None:
+        write_confusion_png(report, args.confusion_png)  # logs the path it wrote
+    if args.json:
+        result: dict[str, Any] = {
+            **report.to_dict(),
+            "model": str(args.model),
+            "data": dataset.source,
+            "split": args.split,
+            "skipped": dict(sorted(dataset.dropped.items())),
+            "unreadable": dataset.skipped,
+            "flip_tta": bool(args.flip_tta),
+        }
+        print(json.dumps(result), file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage to stderr; hand back its status
+        return int(exc.code or 0)
+    try:
+        return _run(args, sys.stdout, sys.stderr)
+    except (EvaluationError, DataError, OSError) as exc:  # OSError: the PNG could not be written
+        print(f"emocam-train evaluate: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    sys.exit(main())
