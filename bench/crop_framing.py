@@ -74,7 +74,8 @@ class FaceMesh:
         rgb = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB if crop.ndim == 2 else cv2.COLOR_BGR2RGB)
         height, width = rgb.shape[:2]
         shrink = height > MESH_SIZE
-        resized = cv2.resize(rgb, (MESH_SIZE, MESH_SIZE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR_EXACT)
+        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR_EXACT
+        resized = cv2.resize(rgb, (MESH_SIZE, MESH_SIZE), interpolation=interpolation)
         low, high = self.value_range
         tensor = resized.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
         self._interpreter.set_tensor(self._input, tensor[np.newaxis])
@@ -139,7 +140,8 @@ def haar_box_framing(crops: list[np.ndarray]) -> None:
         sides.append(crop_side / w)
         shifts_x.append((pad + crop_side / 2 - (x + w / 2)) / w)
         shifts_y.append((pad + crop_side / 2 - (y + h / 2)) / w)
-    print(f"\nHaar on FER-2013 crops (x{scale}, replicated {pad} px border): one face in {len(sides)} of {len(crops)}")
+    print(f"\nHaar on FER-2013 crops (x{scale}, replicated {pad} px border): "
+          f"one face in {len(sides)} of {len(crops)}")
     if sides:
         for name, values in (("BOX_TO_CROP", sides), ("BOX_SHIFT_X", shifts_x), ("BOX_SHIFT_Y", shifts_y)):
             q1, med, q3 = np.percentile(values, [25, 50, 75])
@@ -163,13 +165,15 @@ def real_faces() -> list[tuple[str, np.ndarray]]:
     frames = [("astronaut", astronaut)]
     for angle in (-15, 15):
         matrix = cv2.getRotationMatrix2D((225.0, 125.0), angle, 1.0)
-        frames.append((f"astronaut rotated {angle:+d} deg", cv2.warpAffine(astronaut, matrix, (512, 512), borderMode=cv2.BORDER_REPLICATE)))
+        turned = cv2.warpAffine(astronaut, matrix, (512, 512), borderMode=cv2.BORDER_REPLICATE)
+        frames.append((f"astronaut rotated {angle:+d} deg", turned))
     # LFW subset: the first 100 of its 200 25x25 crops are faces (skimage docs); upscale and pad
     # them so the short-range detector sees a face of usable size with some surroundings.
     for index, face in enumerate(data.lfw_subset()[:100]):
         gray = np.clip(face * 255.0 + 0.5, 0, 255).astype(np.uint8)
         big = cv2.resize(gray, (100, 100), interpolation=cv2.INTER_LINEAR_EXACT)
-        frames.append((f"lfw {index}", cv2.cvtColor(cv2.copyMakeBorder(big, 50, 50, 50, 50, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2BGR)))
+        framed = cv2.copyMakeBorder(big, 50, 50, 50, 50, cv2.BORDER_REPLICATE)
+        frames.append((f"lfw {index}", cv2.cvtColor(framed, cv2.COLOR_GRAY2BGR)))
     return frames
 
 
@@ -201,7 +205,8 @@ def suggest(fer: dict[str, float], ours: dict[str, float]) -> None:
     if not fer or not ours:
         return
     print("\nSuggested edge.align constants (current -> suggested):")
-    print(f"  EYE_DISTANCE {align.EYE_DISTANCE:.3f} -> {align.EYE_DISTANCE * fer['eye_distance'] / ours['eye_distance']:.3f}")
+    distance = align.EYE_DISTANCE * fer["eye_distance"] / ours["eye_distance"]
+    print(f"  EYE_DISTANCE {align.EYE_DISTANCE:.3f} -> {distance:.3f}")
     print(f"  EYE_LINE_X   {align.EYE_LINE_X:.3f} -> {align.EYE_LINE_X + fer['mid_x'] - ours['mid_x']:.3f}")
     print(f"  EYE_LINE_Y   {align.EYE_LINE_Y:.3f} -> {align.EYE_LINE_Y + fer['mid_y'] - ours['mid_y']:.3f}")
 
@@ -220,8 +225,9 @@ def roll_stability() -> None:
     print("\nBlazeFace eye-line roll over turns of -24..+24 deg (spread = what alignment inherits):")
     for model in ("short", "full"):
         detector = BlazeFaceDetector(model=model)
+        close_up = np.ascontiguousarray(photo[0:256, 97:353])
         for label, frame, middle in (("512 px photo", photo, centre),
-                                     ("256 px close-up", np.ascontiguousarray(photo[0:256, 97:353]), (centre[0] - 97, centre[1]))):
+                                     ("256 px close-up", close_up, (centre[0] - 97, centre[1]))):
             rolls = []
             for degrees in range(-24, 25, 3):
                 matrix = cv2.getRotationMatrix2D(middle, degrees, 1.0)
@@ -230,7 +236,8 @@ def roll_stability() -> None:
                 if len(faces) == 1:
                     (x1, y1), (x2, y2) = faces[0].landmarks[:2]
                     rolls.append(np.degrees(np.arctan2(y2 - y1, x2 - x1)) + degrees)
-            print(f"  {model:5s} {label:15s} found {len(rolls)}/17  roll {np.mean(rolls):5.1f} +- {np.std(rolls):.1f} deg")
+            print(f"  {model:5s} {label:15s} found {len(rolls)}/17  "
+                  f"roll {np.mean(rolls):5.1f} +- {np.std(rolls):.1f} deg")
 
 
 def timings(repeats: int = 50) -> None:

@@ -28,7 +28,8 @@ from edge.preprocess import Preprocessing, prepare_face, to_gray
 # midpoint x / width 0.494 (0.482..0.508), y / height 0.395 (0.375..0.411), roll -1.3 deg.
 # BlazeFace's eye points sit a little further apart than the mesh's contour centres, so the
 # constants are set so that the same ruler on our own crops (astronaut, +-15 deg rotations, LFW
-# subset: 79 faces measured) reads FER's values: 0.354 / 0.490 / 0.394 with the constants below.
+# subset: 80 faces measured) reads FER's values: 0.357 / 0.499 / 0.397 with the constants below
+# (0.354 / 0.490 / 0.394 before BlazeFace's second, refining pass; the constants held for both).
 EYE_DISTANCE = 0.38  # BlazeFace inter-ocular distance / crop side
 EYE_LINE_X = 0.5  # eye midpoint x / crop side: centred (FER's 0.494 is within the ruler's noise)
 EYE_LINE_Y = 0.395  # eye midpoint y / crop side
@@ -36,7 +37,7 @@ EYE_LINE_Y = 0.395  # eye midpoint y / crop side
 # Box-only framing (Haar has no landmarks). FER-2013's crops line up with OpenCV's Haar box: on
 # 272 of 400 train crops (x4, padded) Haar found one face, and the crop side is 1.02 box widths
 # (IQR 0.97..1.09) with centres offset by -0.002 / -0.001 box widths (IQRs within +-0.015).
-# Our Haar-aligned real faces then read 0.351 / 0.483 / 0.383 with the ruler above.
+# Our Haar-aligned real faces then read 0.350 / 0.483 / 0.383 with the ruler above.
 BOX_TO_CROP = 1.02  # crop side / box width
 BOX_SHIFT_X = 0.0  # (crop centre - box centre) x / box width
 BOX_SHIFT_Y = 0.0  # (crop centre - box centre) y / box width
@@ -81,6 +82,9 @@ def align_face(image_bgr: np.ndarray, face: Face, prep: Preprocessing = Preproce
     (cx, cy), side, (cos, sin) = crop_geometry(face)
     if not side > 0.0 or not math.isfinite(side):
         raise ValueError(f"face {face.box} gives a crop side of {side}; the box or eyes are degenerate")
+    if side > 4 * max(image_bgr.shape[:2]):  # bounds the work area; no real face is this big
+        raise ValueError(f"face {face.box} {face.landmarks} gives a crop side of {side:.0f} px, "
+                         f"over 4x the {image_bgr.shape[1]}x{image_bgr.shape[0]} frame")
     # Shrink big faces by an integer factor first (an exact box filter with INTER_AREA), rounded up
     # so the face then spans at most SUPERSAMPLE * size pixels and at least size pixels. Sampling
     # about one shrunk pixel per output pixel then never steps over source detail.

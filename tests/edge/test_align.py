@@ -38,7 +38,7 @@ def blazeface() -> BlazeFaceDetector:
 def rotate(image: np.ndarray, degrees: float, centre: tuple[float, float] = FACE_CENTRE) -> np.ndarray:
     """The image turned counter-clockwise by ``degrees`` about ``centre`` (OpenCV's convention)."""
     matrix = cv2.getRotationMatrix2D(centre, degrees, 1.0)
-    return cv2.warpAffine(image, matrix, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
 
 
 def eye_roll(detector: BlazeFaceDetector, crop: np.ndarray) -> float:
@@ -200,6 +200,9 @@ def test_degenerate_inputs_are_clear_errors(astronaut: np.ndarray) -> None:
         align_face(np.zeros((0, 0, 3), np.uint8), Face(ASTRONAUT_BOX, 1.0))
     with pytest.raises(ValueError, match="degenerate"):
         align_face(astronaut, Face((10.0, 10.0, 0.0, 0.0), 1.0))
+    with pytest.raises(ValueError, match="over 4x"):
+        align_face(astronaut, Face(ASTRONAUT_BOX, 1.0, ((0.0, 0.0), (9000.0, 0.0))))
     # Both eyes on one point carry no direction: fall back to the box, which is fine.
     same_point = Face(ASTRONAUT_BOX, 1.0, ((200.0, 100.0), (200.0, 100.0)))
-    np.testing.assert_array_equal(align_face(astronaut, same_point), align_face(astronaut, Face(ASTRONAUT_BOX, 1.0)))
+    box_only = Face(ASTRONAUT_BOX, 1.0)
+    np.testing.assert_array_equal(align_face(astronaut, same_point), align_face(astronaut, box_only))

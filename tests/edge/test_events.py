@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -196,3 +198,15 @@ def test_tracker_events_make_valid_payloads() -> None:
     for event in events:
         payload = json.loads(json.dumps(event_payload(event, "kitchen", "0.0-placeholder")))
         validate_event_payload(payload, LABELS)
+
+
+def test_the_documented_examples_follow_the_schema() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    examples = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, flags=re.S)]
+    events = [e for e in examples if "type" in e]
+    assert sorted(e["type"] for e in events) == ["appeared", "changed", "left"]
+    for payload in events:
+        validate_event_payload(payload, LABELS)
+    (state,) = [e for e in examples if "faces" in e and isinstance(e["faces"], list)]
+    made = state_payload([FaceState(1, "happy", 0.8, (0.1, 0.1, 0.2, 0.2))], "kitchen", "1.0", TS)
+    assert set(state) == set(made) and set(state["faces"][0]) == set(made["faces"][0])

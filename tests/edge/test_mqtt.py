@@ -395,7 +395,7 @@ def test_discovery_templates_render_like_home_assistant() -> None:
     sensor, event_entity = configs
 
     def render(template: str, payload: Any) -> str:
-        return env.from_string(template).render(value_json=payload, value=payload)
+        return str(env.from_string(template).render(value_json=payload, value=payload))
 
     from edge.events import FaceState  # local: only this test needs it
 

