@@ -36,8 +36,8 @@ from edge.tflite_runtime import make_interpreter
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "fer2013.zip"
 MESH_SIZE = 192
-# MediaPipe face-mesh eye contours (FACEMESH_LEFT_EYE / FACEMESH_RIGHT_EYE); the first is the
-# subject's right eye, on the image's left.
+# MediaPipe face-mesh eye contours (16 points each): EYE_A is the subject's right eye, on the
+# image's left; EYE_B the subject's left eye.
 EYE_A = (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173)
 EYE_B = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398)
 AGREE_PX = 1.0  # at 48 px; two views further apart than this mean the mesh is unsure
@@ -52,6 +52,10 @@ class Framing:
     mid_x: float
     mid_y: float
     roll_deg: float
+
+    def __str__(self) -> str:
+        return (f"eye distance {self.eye_distance:.3f}, midpoint x {self.mid_x:.3f} "
+                f"y {self.mid_y:.3f}, roll {self.roll_deg:+.1f} deg")
 
 
 class FaceMesh:
@@ -98,7 +102,7 @@ class FaceMesh:
         a, b = (a1 + a2) / 2, (b1 + b2) / 2
         delta = b - a
         mid = (a + b) / 2
-        return Framing(float(np.hypot(*delta)) / size, mid[0] / size, mid[1] / size,
+        return Framing(float(np.hypot(*delta)) / size, float(mid[0]) / size, float(mid[1]) / size,
                        float(np.degrees(np.arctan2(delta[1], delta[0]))))
 
 

@@ -433,7 +433,6 @@ def test_broker_down_at_start_then_up_delivers_the_events(
 
 
 @pytest.mark.broker
-@pytest.mark.slow
 def test_broker_restart_mid_run_resumes_events_and_counts_losses(
     own_broker: Any, subscribe: Any, unique_id: str, pipeline: Pipeline, face_image: np.ndarray,
     empty_image: np.ndarray,

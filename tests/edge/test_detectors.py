@@ -109,6 +109,21 @@ def test_blazeface_works_on_gray_frames(blazeface: BlazeFaceDetector, astronaut:
         assert_eyes_in_box(faces[0])
 
 
+def test_blazeface_finds_three_faces_side_by_side(blazeface: BlazeFaceDetector, astronaut: np.ndarray) -> None:
+    """Three copies of the head 200 px apart: each refinement square also holds a neighbour."""
+    head = astronaut[30:220, 130:320]
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    for i in range(3):
+        frame[140:330, 20 + 200 * i : 210 + 200 * i] = head
+    faces = sorted(blazeface.detect(frame), key=lambda face: face.box[0])
+    assert len(faces) == 3
+    (left_x, left_y), (right_x, right_y) = ASTRONAUT_EYES
+    for i, face in enumerate(faces):
+        dx, dy = 20 + 200 * i - 130, 140 - 30
+        expected = (left_x + dx, left_y + dy, right_x + dx, right_y + dy)
+        assert_near(tuple(np.ravel(face.landmarks[:2])), expected, 4.0)
+
+
 def test_blazeface_finds_no_face_in_blank_or_noise(blazeface: BlazeFaceDetector) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     assert blazeface.detect(np.zeros((480, 640, 3), np.uint8)) == []

@@ -246,3 +246,12 @@ def test_a_source_without_the_default_config_fails_before_any_step(sandbox: Sand
 def test_shellcheck_is_clean() -> None:
     result = subprocess.run(["shellcheck", str(INSTALLER)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
+
+
+def test_source_defaults_to_the_checkout_holding_the_script(sandbox: Sandbox) -> None:
+    result = subprocess.run(
+        ["bash", str(INSTALLER), "--root", str(sandbox.root)], capture_output=True, text=True, timeout=60, env=sandbox.env
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"installing emocam from {REPO} " in result.stdout
+    assert (sandbox.root / "etc/emocam/emocam.toml").read_bytes() == (REPO / "edge/emocam.toml").read_bytes()

@@ -71,7 +71,7 @@ def test_watchdog_pings_at_half_the_timeout(notify_socket: tuple[str, socket.soc
     env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())}
     with SystemdNotifier.from_env(env) as notifier:
         assert notifier.watchdog_interval == pytest.approx(15.0)
-        # The first call pings at once: systemd's timer is already running when we start.
+        # The first call pings at once: systemd arms the watchdog at READY=1, just before the loop.
         sent = [notifier.ping_watchdog(t) for t in (100.0, 100.1, 110.0, 114.9, 115.0, 116.0, 129.9, 130.0)]
         assert not notifier.watchdog_due(131.0)
         assert notifier.watchdog_due(145.0)

@@ -243,3 +243,23 @@ def test_end_of_input_sends_stopping_and_exits_0(
     messages = listener.drain()
     ready = next(i for i, m in enumerate(messages) if "READY=1" in m.splitlines())
     assert "STOPPING=1" in messages[ready:], messages
+
+
+def _emocam(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_installers_config_check_accepts_the_default_config() -> None:
+    # install.sh runs exactly this (as the service user) before it (re)starts the service.
+    result = _emocam("check-config", "--config", str(REPO / "edge" / "emocam.toml"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_missing_config_exits_with_a_code_the_unit_does_not_restart(tmp_path: Path) -> None:
+    unit = (REPO / "systemd" / "emocam.service").read_text()
+    prevented = next(line for line in unit.splitlines() if line.startswith("RestartPreventExitStatus="))
+    result = _emocam("run", "--config", str(tmp_path / "absent.toml"))
+    assert str(result.returncode) in prevented.partition("=")[2].split(), result.stderr
+    assert "absent.toml" in result.stderr

@@ -1,0 +1,195 @@
+"""``emocam run`` as a user meets it: a subprocess, real broker, real signals, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+
+from edge.events import validate_event_payload
+from edge.model_info import BUNDLED_MODEL, load_model_info
+from edge.sources import SAMPLE_CLIP
+from tests.edge.test_sources import sample_frames
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = load_model_info(BUNDLED_MODEL).labels
+TIMEOUT = 60
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMOCAM_", "NOTIFY_SOCKET", "WATCHDOG_"))}
+    return {**env, **extra}
+
+
+def emocam(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=TIMEOUT,
+        env=clean_env(**extra_env), cwd=REPO,
+    )
+
+
+def start(*args: str, stderr: Path, **extra_env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge", *args], stdout=subprocess.PIPE, stderr=stderr.open("w"), text=True,
+        env=clean_env(**extra_env), cwd=REPO,
+    )
+
+
+def wait_for_log(path: Path, text: str, process: subprocess.Popen[str], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text():
+        if process.poll() is not None:
+            raise AssertionError(f"emocam exited with {process.returncode} before logging {text!r}:\n{path.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {text!r} in the log within {timeout} s:\n{path.read_text()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def long_folder(tmp_path: Path) -> Path:
+    """The sample's frames as images, played at 2 fps: 9 s of video, time enough to send signals."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(sample_frames()):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), image)
+    return folder
+
+
+def test_stdout_mode_prints_valid_json_lines(tmp_path: Path) -> None:
+    result = emocam("run", "--source", str(SAMPLE_CLIP), "--no-realtime", "--device-id", "desk")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    for event in events:
+        validate_event_payload(event, LABELS)
+    assert [(e["type"], e["device"]) for e in events] == [("appeared", "desk"), ("left", "desk")]
+    assert "events go to standard output as JSON lines" in result.stderr
+
+
+@pytest.mark.broker
+def test_sample_through_a_real_broker(mqtt_broker: Any, subscribe: Any, unique_id: str) -> None:
+    subscriber = subscribe(mqtt_broker, [f"emocam/{unique_id}/#"])
+    result = emocam("run", "--source", str(SAMPLE_CLIP), "--no-realtime", "--broker", mqtt_broker.url,
+                    "--device-id", unique_id)
+    assert result.returncode == 0, result.stderr
+    seen = subscriber.collect(lambda s: any(m.topic.endswith("/availability") and m.text == "stopped" for m in s))
+    availability = [m.text for m in seen if m.topic.endswith("/availability")]
+    assert availability[0] == "online" and availability[-1] == "stopped"
+    events = [json.loads(m.payload) for m in seen if m.topic.endswith("/events")]
+    for event in events:
+        validate_event_payload(event, LABELS)
+    assert [(e["type"], e["face"], e["device"]) for e in events] == [("appeared", 1, unique_id), ("left", 1, unique_id)]
+    assert not any(m.retain for m in seen if m.topic.endswith("/events"))  # events are never retained
+    states = [json.loads(m.payload) for m in seen if m.topic.endswith("/state")]
+    assert [s["count"] for s in states] == [1, 0]
+    stats = [json.loads(m.payload) for m in seen if m.topic.endswith("/stats")]
+    assert stats[-1]["frames"] == 18 and stats[-1]["mqtt"]["connected"] is True
+    assert result.stdout == ""  # with a broker, stdout stays quiet
+
+
+@pytest.mark.broker
+def test_sigterm_leaves_cleanly_with_left_events_and_stopped(
+    mqtt_broker: Any, subscribe: Any, unique_id: str, long_folder: Path, tmp_path: Path
+) -> None:
+    subscriber = subscribe(mqtt_broker, [f"emocam/{unique_id}/#"])
+    log = tmp_path / "stderr.log"
+    config = tmp_path / "emocam.toml"
+    config.write_text("[source]\nfps = 2.0\n[tracker]\nhold_seconds = 0.5\n")
+    process = start("run", "--config", str(config), "--source", str(long_folder), "--broker", mqtt_broker.url,
+                    "--device-id", unique_id, stderr=log)
+    try:
+        seen = subscriber.collect(lambda s: any(m.topic.endswith("/events") for m in s), timeout=TIMEOUT)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(TIMEOUT) == 0, log.read_text()
+    finally:
+        process.kill()
+    seen += subscriber.collect(lambda s: any(m.text == "stopped" for m in s))
+    events = [json.loads(m.payload) for m in seen if m.topic.endswith("/events")]
+    assert [e["type"] for e in events] == ["appeared", "left"]
+    text = log.read_text()
+    assert "stopping (SIGTERM)" in text
+    assert "Traceback" not in text
+
+
+def test_sighup_rejects_a_bad_config_and_applies_a_good_one(long_folder: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model" / "emocam.tflite"
+    model.parent.mkdir()
+    shutil.copy(BUNDLED_MODEL, model)
+    sidecar = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
+    model.with_suffix(".json").write_text(json.dumps({**sidecar, "version": "2.0-reloaded"}))
+    config = tmp_path / "emocam.toml"
+    config.write_text("[source]\nfps = 2.0\n")
+    log = tmp_path / "stderr.log"
+    process = start("run", "--config", str(config), "--source", str(long_folder), stderr=log)
+    try:
+        wait_for_log(log, "edge.sources: opened", process)
+        config.write_text("[source]\nfps = 2.0\n[tracker]\nhold_seconds = -1\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for_log(log, "reload rejected", process)
+        config.write_text(f'[source]\nfps = 2.0\n[model]\npath = "{model}"\n')
+        process.send_signal(signal.SIGHUP)
+        wait_for_log(log, "reloaded: model", process)
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    text = log.read_text()
+    assert process.returncode == 0, text
+    assert "tracker.hold_seconds: -1.0 must be a number of seconds >= 0" in text
+    assert "v2.0-reloaded" in text
+    assert "Traceback" not in text
+    # The face left after the reload, so its event names the new model.
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert events and events[-1]["type"] == "left" and events[-1]["model"] == "2.0-reloaded"
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_bad_model_exits_3_before_the_camera_is_opened(damage: str, long_folder: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.tflite"
+    if damage == "truncated":
+        model.write_bytes(BUNDLED_MODEL.read_bytes()[:1500])
+        shutil.copy(BUNDLED_MODEL.with_suffix(".json"), model.with_suffix(".json"))
+    config = tmp_path / "emocam.toml"
+    config.write_text(f'[model]\npath = "{model}"\n')
+    result = emocam("run", "--config", str(config), "--source", str(long_folder))
+    assert result.returncode == 3, result.stderr
+    assert str(model) in result.stderr
+    assert ("does not exist" if damage == "missing" else "sha256") in result.stderr
+    assert "edge.sources: opened" not in result.stderr  # the source was never touched
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_source_file_exits_4(tmp_path: Path) -> None:
+    result = emocam("run", "--source", str(tmp_path / "nope.avi"))
+    assert result.returncode == 4
+    assert "nope.avi' is not a camera, stream, file or folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.broker
+def test_the_whole_pipeline_never_imports_tensorflow_or_keras(mqtt_broker: Any, unique_id: str) -> None:
+    script = (
+        "import json, sys\n"
+        "from edge.cli import main\n"
+        f"rc = main(['run', '--source', {str(SAMPLE_CLIP)!r}, '--no-realtime', '--broker', {mqtt_broker.url!r},"
+        f" '--device-id', {unique_id!r}])\n"
+        "roots = {name.split('.')[0] for name in sys.modules}\n"
+        "print(json.dumps({'rc': rc, 'roots': sorted(roots)}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT,
+                            env=clean_env(), cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["rc"] == 0
+    # The run really went through the model, the detector and paho...
+    assert {"ai_edge_litert", "cv2", "paho", "edge"} <= set(report["roots"])
+    # ...and never near the training stack.
+    assert not {"tensorflow", "keras", "tf_keras", "tensorflow_lite_support", "train", "convert"} & set(report["roots"])

@@ -1,0 +1,72 @@
+"""Smoke run of the workstation path: FER-2013 subset -> emocam-train fit -> emocam-convert -> device.
+
+Tens of images per class and two epochs: it proves the stages hand over files correctly, not that
+the model is any good.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.tensorflow, pytest.mark.dataset, pytest.mark.slow]
+pytest.importorskip("tensorflow", reason="needs the train extra: pip install -e '.[train]'")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(fer2013: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from train.fit import main as fit_main
+
+    run = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.mktemp("cache")
+    rc = fit_main([
+        "--data", str(fer2013), "--out", str(run), "--architecture", "tiny", "--epochs", "2",
+        "--limit-per-class", "40", "--batch-size", "32", "--cache-dir", str(cache), "--quiet",
+    ])
+    assert rc == 0
+    return run
+
+
+def test_run_directory_holds_what_later_steps_need(smoke_run: Path) -> None:
+    for name in ("best.keras", "last.keras", "config.json", "labels.json", "history.csv", "metrics.json", "state.json"):
+        assert (smoke_run / name).is_file(), name
+    config = json.loads((smoke_run / "config.json").read_text())
+    assert config["labels"] == ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+    assert config["params"] > 0 and config["macs"] > 0
+    assert config["preprocessing"]["size"] == 48
+    assert json.loads((smoke_run / "state.json").read_text())["epoch"] == 2
+    assert len((smoke_run / "history.csv").read_text().strip().splitlines()) == 3
+
+
+def test_resume_continues_from_the_checkpoint(smoke_run: Path) -> None:
+    from train.fit import main as fit_main
+
+    assert fit_main(["--out", str(smoke_run), "--resume", "--epochs", "3", "--quiet"]) == 0
+    assert json.loads((smoke_run / "state.json").read_text())["epoch"] == 3
+    assert len((smoke_run / "history.csv").read_text().strip().splitlines()) == 4
+
+
+def test_convert_to_int8_and_run_on_the_device_code(smoke_run: Path, fer2013: Path, tmp_path: Path) -> None:
+    from convert.cli import main as convert_main
+    from edge.classifier import EmotionClassifier
+    from train.data import load_dataset
+
+    out = tmp_path / "smoke.tflite"
+    rc = convert_main([
+        str(smoke_run), "--data", str(fer2013), "--out", str(out), "--representative-count", "60",
+        "--verify-limit", "300", "--force",
+    ])
+    assert rc == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["labels"] == ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+    assert sidecar["input"]["dtype"] == "int8" and sidecar["output"]["dtype"] == "int8"
+    assert (sidecar["input"]["scale"], sidecar["input"]["zero_point"]) == (1.0, -128)
+    assert sidecar["metrics"]["agreement"] >= 0.9  # int8 follows the float model it came from
+    classifier = EmotionClassifier(out)
+    faces = load_dataset(fer2013, "test").images[:8]
+    probs = classifier.probabilities(faces)
+    assert probs.shape == (8, 6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)
