@@ -112,6 +112,10 @@ parse_args() {
         ROOT=$(cd "$ROOT" && pwd)
         [[ $ROOT != / ]] || ROOT=
     fi
+    # Absolute, because pip and the staging copy run from other directories.
+    if [[ -e $SOURCE ]]; then
+        SOURCE=$(realpath "$SOURCE")
+    fi
     if ((!DRY_RUN)) && [[ -z $ROOT ]] && ((EUID != 0)); then
         die "run it as root (sudo $0 $*), or try --dry-run"
     fi

@@ -267,9 +267,19 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 def _crop_replicate(frame: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
     """frame[top:top+side, left:left+side], repeating edge pixels where it leaves the frame."""
-    rows = np.clip(np.arange(top, top + side), 0, frame.shape[0] - 1)
-    cols = np.clip(np.arange(left, left + side), 0, frame.shape[1] - 1)
-    return frame[rows[:, np.newaxis], cols[np.newaxis, :]]
+    height, width = frame.shape[:2]
+    # Clamp the slice to at least one row and column of the frame, then pad what is missing.
+    y0, x0 = min(max(top, 0), height - 1), min(max(left, 0), width - 1)
+    y1, x1 = max(min(top + side, height), y0 + 1), max(min(left + side, width), x0 + 1)
+    inner = frame[y0:y1, x0:x1]  # a view: no copy when the square lies inside the frame
+    pads = (y0 - top, top + side - y1, x0 - left, left + side - x1)
+    if not any(pads):
+        return inner
+    if any(pad < 0 for pad in pads):  # the square lies wholly off the frame: clamp index-wise
+        rows = np.clip(np.arange(top, top + side), 0, height - 1)
+        cols = np.clip(np.arange(left, left + side), 0, width - 1)
+        return frame[rows[:, np.newaxis], cols[np.newaxis, :]]
+    return cv2.copyMakeBorder(inner, *pads, cv2.BORDER_REPLICATE)
 
 
 def _letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, _Letterbox]:

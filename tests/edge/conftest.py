@@ -10,6 +10,7 @@ only); with neither, broker tests skip and say why.
 from __future__ import annotations
 
 import getpass
+import os
 import queue
 import shutil
 import socket
@@ -35,11 +36,12 @@ def _free_port() -> int:
 
 
 def _find_broker() -> tuple[str, str] | None:
-    """(kind, executable) of the broker to use, or None."""
+    """(kind, executable) of the broker to use, or None. EMOCAM_TEST_BROKER=amqtt forces the fallback."""
+    wanted = os.environ.get("EMOCAM_TEST_BROKER", "")
     mosquitto = shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).is_file()), None
     )
-    if mosquitto:
+    if mosquitto and wanted != "amqtt":
         return "mosquitto", mosquitto
     amqtt = shutil.which("amqtt")
     if amqtt:
@@ -222,7 +224,8 @@ class Subscriber:
         while not until(seen):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"gave up after {timeout} s on {self._topics}; got {[(m.topic, m.payload) for m in seen]}")
+                got = [(m.topic, m.payload) for m in seen]
+                raise AssertionError(f"gave up after {timeout} s on {self._topics}; got {got}")
             try:
                 seen.append(self.messages.get(timeout=remaining))
             except queue.Empty:

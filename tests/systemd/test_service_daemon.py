@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -123,9 +124,12 @@ def daemon_env(listener: NotifyListener) -> dict[str, str]:
     return env
 
 
+BASE_CONFIG = f"[source]\nfps = {FPS}\n"
+
+
 def _start(tmp_path: Path, source: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
     config = tmp_path / "emocam.toml"
-    config.write_text(f"[source]\nfps = {FPS}\n")
+    config.write_text(BASE_CONFIG)
     # The console script's entry point, as /opt/emocam/venv/bin/emocam runs it.
     command = [sys.executable, "-c", "import sys; from edge.cli import main; sys.exit(main())"]
     args = ["run", "--config", str(config), "--source", str(source), "--device-id", "systemd-test", *extra]
@@ -229,6 +233,45 @@ def test_a_stalled_frame_loop_stops_the_pings(
             unblocker.join(timeout=5)
     assert code == 0, _log(tmp_path)
     assert "STOPPING=1" in listener.drain(), listener.received
+
+
+def test_sighup_reload_rejects_bad_config_and_model_then_takes_a_good_one(
+    tmp_path: Path, frames: Path, listener: NotifyListener, daemon_env: dict[str, str]
+) -> None:
+    """systemctl reload = SIGHUP: RELOADING=1, then READY=1 with what happened; never an exit."""
+    models = tmp_path / "models"
+    models.mkdir()
+    bundled = REPO / "edge" / "models" / "emocam-fer6"
+    shutil.copy(bundled.with_suffix(".tflite"), models / "good.tflite")
+    shutil.copy(bundled.with_suffix(".json"), models / "good.json")
+    # A copy cut short: its sha256 no longer matches the sidecar.
+    (models / "corrupt.tflite").write_bytes(bundled.with_suffix(".tflite").read_bytes()[:-100])
+    shutil.copy(bundled.with_suffix(".json"), models / "corrupt.json")
+    config = tmp_path / "emocam.toml"
+
+    def reload(text: str) -> str:
+        config.write_text(text)
+        process.send_signal(signal.SIGHUP)
+        reloading = listener.wait_for(lambda m: m.startswith("RELOADING=1\nMONOTONIC_USEC="), 20)
+        assert reloading is not None, f"no RELOADING=1; got {listener.received}\n{_log(tmp_path)}"
+        done = listener.wait_for(lambda m: "READY=1" in m.splitlines(), 60)
+        assert done is not None, f"no READY=1 after the reload; got {listener.received}\n{_log(tmp_path)}"
+        assert process.poll() is None, _log(tmp_path)
+        return done[1]
+
+    process = _start(tmp_path, frames, daemon_env)
+    try:
+        assert listener.wait_for(lambda m: "READY=1" in m.splitlines(), START_TIMEOUT), _log(tmp_path)
+        assert "STATUS=reload rejected" in reload(BASE_CONFIG + "bogus_key = 1\n")
+        assert "STATUS=reload rejected" in reload(BASE_CONFIG + f'[model]\npath = "{models / "corrupt.tflite"}"\n')
+        assert "STATUS=reloaded" in reload(BASE_CONFIG + f'[model]\npath = "{models / "good.tflite"}"\n')
+        # Still supervised after all that: the loop goes on pinging.
+        assert listener.wait_for(lambda m: m == "WATCHDOG=1", 4 * INTERVAL), _log(tmp_path)
+    finally:
+        code = _stop(process)
+    assert code == 0, _log(tmp_path)
+    log = (tmp_path / "stderr").read_text(errors="replace")
+    assert "bogus_key" in log and "corrupt.tflite" in log
 
 
 def test_end_of_input_sends_stopping_and_exits_0(
