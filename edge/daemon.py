@@ -7,7 +7,9 @@ logic of its own. Time comes from an injected clock, so tests never sleep.
 What the loop survives, and how:
 - A bad frame: the per-frame guard (the only ``except Exception``) logs it rate-limited, counts it
   and goes on with the next frame.
-- A live source that fails or vanishes: it is closed and reopened with exponential backoff
+- A source that cannot be opened at start-up: SourceError (exit 4), so a camera missing from the
+  start shows up in systemd's restart limit instead of a silent retry loop.
+- A live source that fails or vanishes later: it is closed and reopened with exponential backoff
   (1 s .. 30 s). The loop keeps running meanwhile (watchdog pings, stats), and the MQTT session is
   untouched. A frame loop that hangs (a driver call that never returns) stops the watchdog pings
   instead, and systemd restarts the service.
@@ -145,10 +147,16 @@ class Daemon:
     # --- the loop ---
 
     def run(self) -> int:
-        """Start publishing, open the source, loop. Raises SourceError if a file cannot be opened."""
+        """Start publishing, open the source, loop until stopped or the input ends.
+
+        A source that cannot be opened at start-up raises SourceError (exit 4): a camera that is
+        missing from the start is a setup problem that systemd's restart limit should surface. Once
+        running, a live source that fails is reopened with backoff instead.
+        """
         self._publisher.start()
         try:
-            self._open_source(self._clock.monotonic())
+            self._source.open()
+            self._source_open = True
             self._notifier.ready(f"running on {self._source.name}")
             self._loop()
         finally:
@@ -228,16 +236,6 @@ class Daemon:
 
     # --- the source: open, fail, reopen ---
 
-    def _open_source(self, now: float) -> None:
-        try:
-            self._source.open()
-        except SourceError as exc:
-            if not self._source.live:
-                raise  # a file that cannot be opened will not get better: exit 4
-            self._source_failed(now, exc)
-            return
-        self._source_open = True
-
     def _source_failed(self, now: float, exc: SourceError) -> None:
         if not self._source.live:
             raise exc
@@ -255,10 +253,14 @@ class Daemon:
             self._maybe_stats(self._clock.monotonic())
             return
         self._reopens += 1
-        self._open_source(now)
-        if self._source_open:
-            log.info("reopened %s", self._source.name)
-            self._notifier.status(f"running on {self._source.name}")
+        try:
+            self._source.open()
+        except SourceError as exc:
+            self._source_failed(now, exc)
+            return
+        self._source_open = True
+        log.info("reopened %s", self._source.name)
+        self._notifier.status(f"running on {self._source.name}")
 
     # --- reload ---
 

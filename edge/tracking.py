@@ -140,7 +140,10 @@ class FaceTracker:
         for track, index in matches:
             self._observe(track, now, boxes[index], probs[index])
         for index in unmatched:
-            track = _Track(self._next_id, boxes[index], probs[index].copy(), now, now, seen_now=True)
+            track = _Track(
+                id=self._next_id, box=boxes[index], smoothed=probs[index].copy(), first_seen=now, last_seen=now,
+                seen_now=True,
+            )
             self._next_id += 1
             self._tracks.append(track)
             log.debug("new track %d at %s", track.id, track.box)
@@ -152,9 +155,15 @@ class FaceTracker:
         return events
 
     def flush(self, now: float, wall_time: float | None = None) -> list[EmotionEvent]:
-        """End every track: ``left`` for each face that appeared. For end of file and shutdown."""
+        """End every track: ``left`` for each face that appeared. For end of file and shutdown.
+
+        ``now`` is the clock of the last frame, taken for symmetry with ``update``; the faces leave
+        whatever it says, and the events carry ``wall_time``.
+        """
         stamp = time.time() if wall_time is None else wall_time
-        events = [self._event("left", track, track.reported, stamp) for track in self._tracks if track.reported is not None]
+        events = [
+            self._event("left", track, track.reported, stamp) for track in self._tracks if track.reported is not None
+        ]
         self._tracks.clear()
         return events
 

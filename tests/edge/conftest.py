@@ -4,7 +4,9 @@
 (one per test) may be stopped and started again, and keeps retained messages and persistent
 sessions across a restart, so a subscriber never misses what was published while it was away.
 Mosquitto is used where installed (``.ci/run`` installs it); amqtt is the fallback (MQTT 3.1.1
-only); with neither, broker tests skip and say why.
+only, no persistence: the restart tests skip there); with neither, broker tests skip and say why.
+``EMOCAM_TEST_BROKER=amqtt`` forces the fallback, to test it where mosquitto is installed.
+Tests that start their own publisher should use ``broker.protocols[-1]`` as the MQTT protocol.
 """
 
 from __future__ import annotations
@@ -202,7 +204,7 @@ class Subscriber:
         self.client.reconnect_delay_set(1, 2)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *args: self._subscribed.set()
-        self.client.on_message = lambda c, u, m: self.messages.put(Received(m.topic, bytes(m.payload), bool(m.retain)))
+        self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port, keepalive=10)
         self.client.loop_start()
         if not self._subscribed.wait(START_TIMEOUT):
@@ -210,6 +212,11 @@ class Subscriber:
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         client.subscribe([(topic, 1) for topic in self._topics])
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        # amqtt 0.12 hands new subscribers retained messages of other topics too: keep ours only.
+        if any(mqtt.topic_matches_sub(pattern, message.topic) for pattern in self._topics):
+            self.messages.put(Received(message.topic, bytes(message.payload), bool(message.retain)))
 
     def get(self, timeout: float = 5.0) -> Received:
         try:

@@ -97,6 +97,7 @@ def test_sample_through_a_real_broker(mqtt_broker: Any, subscribe: Any, unique_i
 
 
 @pytest.mark.broker
+@pytest.mark.slow
 def test_sigterm_leaves_cleanly_with_left_events_and_stopped(
     mqtt_broker: Any, subscribe: Any, unique_id: str, long_folder: Path, tmp_path: Path
 ) -> None:
@@ -120,6 +121,7 @@ def test_sigterm_leaves_cleanly_with_left_events_and_stopped(
     assert "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_sighup_rejects_a_bad_config_and_applies_a_good_one(long_folder: Path, tmp_path: Path) -> None:
     model = tmp_path / "model" / "emocam.tflite"
     model.parent.mkdir()

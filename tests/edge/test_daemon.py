@@ -254,6 +254,14 @@ def test_a_failing_live_source_is_reopened_with_backoff(pipeline: Pipeline, empt
     assert "status" in notifier.calls
 
 
+def test_a_camera_missing_at_start_up_is_a_source_error(pipeline: Pipeline) -> None:
+    source = ScriptedSource(open_failures=1)
+    daemon, publisher = make_daemon(pipeline, source)
+    with pytest.raises(SourceError, match="unplugged"):
+        daemon.run()
+    assert publisher.started and publisher.closed == "offline"  # not a clean "stopped"
+
+
 def test_watchdog_pings_come_from_the_loop_and_stop_when_it_stalls(
     pipeline: Pipeline, empty_image: np.ndarray, tmp_path: Path
 ) -> None:

@@ -188,13 +188,13 @@ def test_live_source_hands_the_loop_the_newest_frame_and_counts_drops() -> None:
     with LiveSource(grabber) as source:
         first = source.read()
         time.sleep(0.05)  # a slow frame loop: the capture thread keeps going meanwhile
+        grabbed_before = grabber.count
         second = source.read()
-        produced = grabber.count
     assert first is not None and second is not None
-    assert second.index > first.index + 1
+    # Not the frame after ``first`` (a queue would give that) but the newest one: at most the one
+    # frame in flight between grab() and the hand-off is newer than what was counted before.
+    assert second.index >= grabbed_before - 2 > first.index + 1
     assert source.dropped >= second.index - first.index - 1 > 0
-    # What the loop got was the newest frame at the time, not a queued old one.
-    assert produced - second.index <= 3
     assert grabber.closed == 1
 
 
