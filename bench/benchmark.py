@@ -81,7 +81,7 @@ def compose(head: np.ndarray, faces: int, step: int) -> np.ndarray:
 
 def make_clip(path: Path, faces: int, frames: int, fps: float = 30.0) -> Path:
     head = sample_head()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
     for i in range(frames):
         writer.write(compose(head, faces, i))
     writer.release()

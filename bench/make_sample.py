@@ -29,7 +29,7 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "edge" / "samples" / "astron
 def astronaut_bgr() -> np.ndarray:
     from skimage import data  # dev extra only; the device never imports this
 
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # type: ignore[no-untyped-call]
 
 
 def compose(head: np.ndarray, scale: float, x: int) -> np.ndarray:
@@ -52,7 +52,7 @@ def frames() -> list[np.ndarray]:
 
 def write_clip(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
     if not writer.isOpened():
         raise SystemExit(f"OpenCV cannot write MJPG to {path}")
     try:

@@ -74,9 +74,10 @@ class Picamera2Camera:
         if self._camera is None:
             raise SourceError(f"{self.description} is not open")
         try:
-            return self._camera.capture_array("main")
+            image: np.ndarray = self._camera.capture_array("main")
         except _CAMERA_ERRORS as exc:
             raise SourceError(f"{self.description} stopped delivering frames ({exc})") from exc
+        return image
 
     def close(self) -> None:
         camera, self._camera = self._camera, None

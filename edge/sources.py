@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 import cv2
 import numpy as np
@@ -81,7 +81,7 @@ class FrameSource(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> FrameSource: ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -112,7 +112,7 @@ class _SourceBase:
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> _SourceBase:
+    def __enter__(self) -> Self:
         self.open()
         return self
 
@@ -261,9 +261,12 @@ class OpenCVCamera:
         self._size = (width, height)
         self._fps = fps
         self._capture: cv2.VideoCapture | None = None
-        is_stream = isinstance(target, str) and target.startswith(STREAM_SCHEMES)
-        self._api = cv2.CAP_ANY if is_stream else cv2.CAP_V4L2
-        self.description = _redact_url(target) if is_stream else f"V4L2 camera {target}"
+        if isinstance(target, str) and target.startswith(STREAM_SCHEMES):
+            self._api = cv2.CAP_ANY
+            self.description = _redact_url(target)
+        else:
+            self._api = cv2.CAP_V4L2
+            self.description = f"V4L2 camera {target}"
 
     def open(self) -> None:
         capture = cv2.VideoCapture(self._target, self._api)

@@ -44,6 +44,12 @@ def start(*args: str, stderr: Path, **extra_env: str) -> subprocess.Popen[str]:
     )
 
 
+def broker_config(path: Path, broker: Any, extra: str = "") -> Path:
+    """A config file speaking the broker's newest protocol (the amqtt fallback has only 3.1.1)."""
+    path.write_text(f'{extra}\n[mqtt]\nprotocol = "{broker.protocols[-1]}"\n')
+    return path
+
+
 def wait_for_log(path: Path, text: str, process: subprocess.Popen[str], timeout: float = TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while text not in path.read_text():
@@ -76,10 +82,11 @@ def test_stdout_mode_prints_valid_json_lines(tmp_path: Path) -> None:
 
 
 @pytest.mark.broker
-def test_sample_through_a_real_broker(mqtt_broker: Any, subscribe: Any, unique_id: str) -> None:
+def test_sample_through_a_real_broker(mqtt_broker: Any, subscribe: Any, unique_id: str, tmp_path: Path) -> None:
     subscriber = subscribe(mqtt_broker, [f"emocam/{unique_id}/#"])
-    result = emocam("run", "--source", str(SAMPLE_CLIP), "--no-realtime", "--broker", mqtt_broker.url,
-                    "--device-id", unique_id)
+    config = broker_config(tmp_path / "emocam.toml", mqtt_broker)
+    result = emocam("run", "--config", str(config), "--source", str(SAMPLE_CLIP), "--no-realtime",
+                    "--broker", mqtt_broker.url, "--device-id", unique_id)
     assert result.returncode == 0, result.stderr
     seen = subscriber.collect(lambda s: any(m.topic.endswith("/availability") and m.text == "stopped" for m in s))
     availability = [m.text for m in seen if m.topic.endswith("/availability")]
@@ -103,8 +110,7 @@ def test_sigterm_leaves_cleanly_with_left_events_and_stopped(
 ) -> None:
     subscriber = subscribe(mqtt_broker, [f"emocam/{unique_id}/#"])
     log = tmp_path / "stderr.log"
-    config = tmp_path / "emocam.toml"
-    config.write_text("[source]\nfps = 2.0\n[tracker]\nhold_seconds = 0.5\n")
+    config = broker_config(tmp_path / "emocam.toml", mqtt_broker, "[source]\nfps = 2.0\n[tracker]\nhold_seconds = 0.5")
     process = start("run", "--config", str(config), "--source", str(long_folder), "--broker", mqtt_broker.url,
                     "--device-id", unique_id, stderr=log)
     try:
@@ -180,12 +186,13 @@ def test_missing_source_file_exits_4(tmp_path: Path) -> None:
 
 
 @pytest.mark.broker
-def test_the_whole_pipeline_never_imports_tensorflow_or_keras(mqtt_broker: Any, unique_id: str) -> None:
+def test_the_whole_pipeline_never_imports_tensorflow_or_keras(mqtt_broker: Any, unique_id: str, tmp_path: Path) -> None:
+    config = broker_config(tmp_path / "emocam.toml", mqtt_broker)
     script = (
         "import json, sys\n"
         "from edge.cli import main\n"
-        f"rc = main(['run', '--source', {str(SAMPLE_CLIP)!r}, '--no-realtime', '--broker', {mqtt_broker.url!r},"
-        f" '--device-id', {unique_id!r}])\n"
+        f"rc = main(['run', '--config', {str(config)!r}, '--source', {str(SAMPLE_CLIP)!r}, '--no-realtime',"
+        f" '--broker', {mqtt_broker.url!r}, '--device-id', {unique_id!r}])\n"
         "roots = {name.split('.')[0] for name in sys.modules}\n"
         "print(json.dumps({'rc': rc, 'roots': sorted(roots)}))\n"
     )

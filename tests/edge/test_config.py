@@ -16,7 +16,6 @@ import pytest
 from edge.config import (
     DEFAULT_CONFIG_FILE,
     Config,
-    ConfigError,
     default_device_id,
     load_config,
     parse_config,
@@ -24,6 +23,7 @@ from edge.config import (
     to_json,
     to_toml,
 )
+from edge.errors import ConfigError
 from edge.model_info import BUNDLED_MODEL
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.config import Config, ConfigError, parse_config
+from edge.config import Config, parse_config
 from edge.daemon import Daemon, Pipeline, build_pipeline, build_publisher
-from edge.errors import SourceError
+from edge.errors import ConfigError, SourceError
 from edge.events import validate_event_payload
-from edge.faces import Face
+from edge.faces import Face, FaceDetector
 from edge.model_info import BUNDLED_MODEL, load_model_info
 from edge.mqtt_publisher import MqttPublisher
 from edge.sdnotify import SystemdNotifier
@@ -112,11 +112,11 @@ class ScriptedSource:
     name = "scripted camera"
     live = True
 
-    def __init__(self, clock: FakeClock | None = None, advance: float = 0.0, open_failures: int = 0) -> None:
+    def __init__(self, clock: FakeClock | None = None, advance: float = 0.0, failing_opens: tuple[int, ...] = ()) -> None:
         self.items: queue.Queue[Any] = queue.Queue()
         self.clock = clock
         self.advance = advance
-        self.open_failures = open_failures
+        self.failing_opens = failing_opens  # which open() calls fail, counting from 0
         self.open_times: list[float] = []
         self.closes = 0
         self.dropped = 0
@@ -131,8 +131,7 @@ class ScriptedSource:
 
     def open(self) -> None:
         self.open_times.append(self.clock.now if self.clock else 0.0)
-        if self.open_failures:
-            self.open_failures -= 1
+        if len(self.open_times) - 1 in self.failing_opens:
             raise SourceError("scripted camera is unplugged")
 
     def read(self) -> Frame | None:
@@ -204,7 +203,7 @@ class FlakyDetector:
 
     name = "flaky"
 
-    def __init__(self, inner: Any, bad: int) -> None:
+    def __init__(self, inner: FaceDetector, bad: int) -> None:
         self.inner, self.bad, self.calls = inner, bad, 0
 
     def detect(self, image: np.ndarray) -> list[Face]:
@@ -228,23 +227,14 @@ def test_a_failing_frame_is_logged_counted_and_skipped(pipeline: Pipeline, caplo
 
 def test_a_failing_live_source_is_reopened_with_backoff(pipeline: Pipeline, empty_image: np.ndarray) -> None:
     clock = FakeClock(start=0.0)
-    source = ScriptedSource(clock)
+    # The first open works; after the failure, two reopen attempts fail before one succeeds.
+    source = ScriptedSource(clock, failing_opens=(1, 2))
     notifier = RecordingNotifier()
     source.add(empty_image, 0.0, 3)
     source.items.put(SourceError("scripted camera stopped delivering frames"))
     source.add(empty_image, 1.0, 2)
     source.items.put(END)
     daemon, publisher = make_daemon(pipeline, source, clock=clock, notifier=notifier)
-    # The first open works; after the failure, two reopen attempts fail before one succeeds.
-    source.open_failures = 0
-    real_open = source.open
-
-    def open_then_fail_twice() -> None:
-        if len(source.open_times) == 1:
-            source.open_failures = 2
-        real_open()
-
-    source.open = open_then_fail_twice  # type: ignore[method-assign]
     assert daemon.run() == 0
     # Opened at 0, failed at 0: reopen attempts 1 s, then 2 s, then 4 s apart.
     assert source.open_times == [0.0, 1.0, 3.0, 7.0]
@@ -255,7 +245,7 @@ def test_a_failing_live_source_is_reopened_with_backoff(pipeline: Pipeline, empt
 
 
 def test_a_camera_missing_at_start_up_is_a_source_error(pipeline: Pipeline) -> None:
-    source = ScriptedSource(open_failures=1)
+    source = ScriptedSource(failing_opens=(0,))
     daemon, publisher = make_daemon(pipeline, source)
     with pytest.raises(SourceError, match="unplugged"):
         daemon.run()
@@ -273,7 +263,12 @@ def test_watchdog_pings_come_from_the_loop_and_stop_when_it_stalls(
     source = ScriptedSource(clock, advance=1.0)
     source.add(empty_image, 0.0, 4)
     stalled, release = threading.Event(), threading.Event()
-    source.items.put(lambda: (stalled.set(), release.wait(10)))  # a camera read that hangs
+
+    def hang() -> None:  # a camera read that never returns (until the test lets it)
+        stalled.set()
+        release.wait(10)
+
+    source.items.put(hang)
     source.items.put(END)
     notifier = SystemdNotifier(str(address), watchdog_usec=1_000_000)  # ping every 0.5 s of clock
     daemon, _ = make_daemon(pipeline, source, clock=clock, notifier=notifier)
@@ -319,9 +314,12 @@ def test_reload_keeps_the_running_model_on_bad_input_and_swaps_in_a_good_one(
     def config_with(**model: Any) -> Config:
         return parse_config({"tracker": FAST_TRACKER, "model": model}, hostname="test")
 
+    def bad_file() -> Config:
+        raise ConfigError("mqtt.qos: 3 is not one of 0, 1, 2")
+
     answers: list[Callable[[], Config]] = [
         lambda: config_with(path=str(corrupt)),
-        lambda: (_ for _ in ()).throw(ConfigError("mqtt.qos: 3 is not one of 0, 1, 2")),
+        bad_file,
         lambda: config_with(path=str(good)),
     ]
     clock = FakeClock()
@@ -384,7 +382,7 @@ def test_reload_says_broker_and_source_changes_need_a_restart(
 def mqtt_config(broker: Any, device: str, **mqtt: Any) -> Config:
     return parse_config(
         {"device_id": device, "tracker": FAST_TRACKER, "stats": {"interval": 3600},
-         "mqtt": {"url": broker.url, "ha_discovery": False, **mqtt}},
+         "mqtt": {"url": broker.url, "protocol": broker.protocols[-1], "ha_discovery": False, **mqtt}},
         hostname="test",
     )
 
@@ -404,7 +402,10 @@ def run_in_thread(daemon: Daemon) -> tuple[threading.Thread, list[BaseException]
 
 
 def events_of(messages: list[Any]) -> list[dict[str, Any]]:
-    return [json.loads(m.payload) for m in messages if m.topic.endswith("/events")]
+    """Event payloads in arrival order, each once: QoS 1 is at-least-once, and a broker that stops
+    before our subscriber's acknowledgement arrives delivers the message again after the restart."""
+    payloads = dict.fromkeys(m.payload for m in messages if m.topic.endswith("/events"))
+    return [json.loads(payload) for payload in payloads]
 
 
 def has_event(kind: str, face: int) -> Callable[[list[Any]], bool]:
