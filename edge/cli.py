@@ -140,4 +140,11 @@ def _run(args: argparse.Namespace) -> int:
             reload_config=lambda: _load(args, flags),
         )
         signals.daemon = daemon
-        return daemon.run()
+        try:
+            return daemon.run()
+        finally:
+            # Shut down already: a stop request arriving while the interpreter exits would otherwise
+            # meet the default handler (Python restores it at finalization) and turn a clean exit 0
+            # into death by SIGTERM.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
