@@ -14,9 +14,9 @@ Point = tuple[float, float]
 class Face:
     """One detected face, in pixel coordinates of the frame it was found in.
 
-    ``landmarks`` start with the subject's right eye, then the subject's left eye (in an upright,
-    unmirrored frame the first has the smaller x), then nose and mouth when the detector gives
-    them; Haar gives none.
+    ``landmarks`` start with the two eyes, the one on the image's left first (the subject's right
+    eye in an unmirrored frame), then nose and mouth, and ears, when the detector gives them; Haar
+    gives none.
     """
 
     box: tuple[float, float, float, float]  # x, y, width, height

