@@ -81,6 +81,8 @@ def augmentation(cfg: TrainConfig):
         steps.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=cfg.seed + 6))
     if cfg.erasing:
         steps.append(layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 255), seed=cfg.seed + 7))
+    if not steps:  # every augmentation turned off: Keras refuses an empty Sequential
+        steps.append(layers.Identity())
     return keras.Sequential(steps, name="augmentation")
 
 
