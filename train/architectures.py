@@ -49,9 +49,9 @@ def vgg(spec: VggSpec, input_size: int, classes: int, name: str) -> keras.Model:
 
 # name -> (builder, one-line description). The default is sized for a Raspberry Pi 4.
 ARCHITECTURES: dict[str, tuple[Callable[[int, int], keras.Model], str]] = {
-    "vgg-s": (lambda size, n: vgg(VggSpec((32, 64, 128, 256)), size, n, "vgg-s"), "4 blocks 32-256, ~1.2M params"),
-    "vgg-m": (lambda size, n: vgg(VggSpec((48, 96, 192, 384)), size, n, "vgg-m"), "4 blocks 48-384, ~2.9M params"),
-    "vgg-l": (lambda size, n: vgg(VggSpec((64, 128, 256, 512)), size, n, "vgg-l"), "4 blocks 64-512, ~5M params"),
+    "vgg-s": (lambda size, n: vgg(VggSpec((32, 64, 128, 256)), size, n, "vgg-s"), "4 blocks 32-256: 1.77M params, 118M MACs"),
+    "vgg-m": (lambda size, n: vgg(VggSpec((48, 96, 192, 384)), size, n, "vgg-m"), "4 blocks 48-384: 3.53M params, 265M MACs"),
+    "vgg-l": (lambda size, n: vgg(VggSpec((64, 128, 256, 512)), size, n, "vgg-l"), "4 blocks 64-512: 5.87M params, 470M MACs"),
     "tiny": (lambda size, n: vgg(VggSpec((8, 16), 1, 32, 0.2), size, n, "tiny"), "for tests and smoke runs only"),
 }
 DEFAULT_ARCHITECTURE = "vgg-m"

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.preprocess import Preprocessing
+from train.augment import augmented_batches
 from train.config import TrainConfig, add_arguments, from_arguments
 from train.data import DataError, Dataset, concat, default_cache_dir, load_dataset, per_class_limit, split_validation
 
@@ -139,10 +140,16 @@ class RunCheckpoint:
 
 
 def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
-    """The training model: augmentation in front of ``net``, SGD with warm-up and cosine decay."""
+    """The model that is trained (``net`` itself, or augmentation layers in front of it), compiled
+    with SGD + Nesterov momentum and the configured schedule."""
     import keras
 
-    trainer = keras.Sequential([keras.Input((size, size, 1)), augmentation(cfg), net], name="trainer")
+    if cfg.augment_in == "model":
+        trainer = keras.Sequential([keras.Input((size, size, 1)), augmentation(cfg), net], name="trainer")
+    elif cfg.augment_in == "data":
+        trainer = net
+    else:
+        raise ValueError(f"augment_in={cfg.augment_in!r}; expected data or model")
     if cfg.schedule == "cosine":
         warmup = cfg.warmup_epochs * steps_per_epoch
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -177,9 +184,9 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     train, val = load_training_data(cfg)
     labels = train.label_names
     prep = Preprocessing(size=int(train.images.shape[1]))
-    x_train, y_train = _as_input(train.images), _one_hot(train.labels, len(labels))
+    y_train = _one_hot(train.labels, len(labels))
     x_val, y_val = _as_input(val.images), _one_hot(val.labels, len(labels))
-    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
 
     start_epoch, best = 0, -1.0
     state_file = run_dir / "state.json"
@@ -223,14 +230,20 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     if cfg.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_accuracy", mode="max", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=cfg.learning_rate / 200))
+    weights = class_weights(train.labels, len(labels), cfg.class_weighting)
+    if cfg.augment_in == "data":
+        per_image = np.ones(len(train), np.float32) if weights is None else np.array([weights[i] for i in train.labels], np.float32)
+        batches = augmented_batches(train.images, y_train, per_image, cfg, cfg.seed)
+        batches.epoch = start_epoch
+        inputs: dict = {"x": batches}
+    else:
+        inputs = {"x": _as_input(train.images), "y": y_train, "batch_size": cfg.batch_size, "class_weight": weights}
     if start_epoch < cfg.epochs:
         trainer.fit(
-            x_train, y_train,
-            batch_size=cfg.batch_size,
+            **inputs,
             epochs=cfg.epochs,
             initial_epoch=start_epoch,
             validation_data=(x_val, y_val),
-            class_weight=class_weights(train.labels, len(labels), cfg.class_weighting),
             callbacks=callbacks,
             verbose=verbose,
         )
