@@ -73,6 +73,13 @@ def _read_json(path: Path, what: str) -> Any:
         raise ConvertError(f"{what} {path} is not readable JSON ({exc}); re-run emocam-train or fix the file") from exc
 
 
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    data = _read_json(path, what)
+    if not isinstance(data, dict):
+        raise ConvertError(f"{what} {path} must hold a JSON object")
+    return data
+
+
 def _read_labels(path: Path, keras_path: Path) -> tuple[str, ...]:
     if not path.is_file():
         raise ConvertError(
@@ -112,9 +119,7 @@ def read_source(path: Path) -> Source:
     config: Mapping[str, Any] = {}
     config_path = run_dir / "config.json"
     if config_path.is_file():
-        config = _read_json(config_path, "run config")
-        if not isinstance(config, dict):
-            raise ConvertError(f"run config {config_path} must hold a JSON object")
+        config = _read_json_object(config_path, "run config")
     else:
         log.warning("%s not found; architecture, params and MACs are taken from the model itself", config_path)
     try:
@@ -125,9 +130,7 @@ def read_source(path: Path) -> Source:
     validation: Mapping[str, Any] = {}
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
-        metrics = _read_json(metrics_path, "run metrics")
-        if not isinstance(metrics, dict):
-            raise ConvertError(f"run metrics {metrics_path} must hold a JSON object")
+        metrics = _read_json_object(metrics_path, "run metrics")
         # Scalars only (accuracy, macro-F1, n, split): the per-class table and confusion matrix
         # stay in the run directory rather than bloating every sidecar.
         validation = {k: v for k, v in metrics.items() if isinstance(v, (str, int, float, bool))}

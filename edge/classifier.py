@@ -7,7 +7,6 @@ All faces of a frame go through one ``invoke`` when the model has a dynamic batc
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,29 +19,6 @@ from edge.tflite_runtime import make_interpreter
 log = logging.getLogger(__name__)
 
 _DTYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32, "float16": np.float16}
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """Class probabilities of one face, in the sidecar's label order."""
-
-    scores: tuple[float, ...]
-    labels: tuple[str, ...]
-
-    @property
-    def index(self) -> int:
-        return int(np.argmax(self.scores))
-
-    @property
-    def label(self) -> str:
-        return self.labels[self.index]
-
-    @property
-    def confidence(self) -> float:
-        return float(self.scores[self.index])
-
-    def as_dict(self) -> dict[str, float]:
-        return {label: round(float(score), 4) for label, score in zip(self.labels, self.scores)}
 
 
 class EmotionClassifier:
@@ -107,7 +83,7 @@ class EmotionClassifier:
         spec = self.info.input
         dtype = _DTYPES[spec.dtype]
         if spec.dtype in ("int8", "uint8"):
-            info = np.iinfo(dtype)
+            info = np.iinfo(spec.dtype)
             values = np.round(pixels.astype(np.float32) / spec.scale + spec.zero_point)
             return np.clip(values, info.min, info.max).astype(dtype)
         return pixels.astype(dtype)
@@ -133,6 +109,3 @@ class EmotionClassifier:
         if self.dynamic_batch:
             return self._invoke(batch)
         return np.concatenate([self._invoke(batch[i : i + 1]) for i in range(batch.shape[0])])
-
-    def predict(self, faces: list[np.ndarray] | np.ndarray) -> list[Prediction]:
-        return [Prediction(tuple(float(v) for v in row), self.labels) for row in self.probabilities(faces)]

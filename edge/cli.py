@@ -80,10 +80,12 @@ def _load(args: argparse.Namespace, flags: dict[str, Any]) -> Config:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from edge.model_info import load_model_info
+    from edge.classifier import EmotionClassifier
 
     config = _load(args, {})
-    info = load_model_info(config.model.resolved_path)  # sidecar and sha256: exit 3 if bad
+    # What `run` loads: the sidecar, the sha256, and a TFLite file the runtime can parse and that
+    # matches its sidecar (exit 3 otherwise), so the installer's check catches a broken model.
+    info = EmotionClassifier(config.model.resolved_path, num_threads=config.model.num_threads).info
     sys.stdout.write(to_json(config) + "\n" if args.json else to_toml(config))
     log.info("config OK; model %s v%s (%s)", config.model.resolved_path, info.version, ", ".join(info.labels))
     return 0

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from edge.errors import ConfigError
 from edge.model_info import BUNDLED_MODEL
-from edge.publishers import MqttSettings
+from edge.publishers import DEVICE_ID_RULE, MqttSettings, is_valid_device_id
 from edge.tracking import TrackerSettings
 
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "emocam.toml"
@@ -41,7 +41,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 DETECTORS = ("auto", "blazeface", "haar")
 DETECTOR_MODELS = ("short", "full")
 MQTT_PROTOCOLS = ("3.1.1", "5")
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +172,8 @@ def _check_values(config: Config) -> None:
     """Range and choice rules the types alone do not say."""
     src, det, mod, mq = config.source, config.detector, config.model, config.mqtt
     _choice("log_level", config.log_level, LOG_LEVELS)
-    if not _DEVICE_ID.match(config.device_id):
-        raise ConfigError(
-            f"device_id: {config.device_id!r} must be 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
+    if not is_valid_device_id(config.device_id):
+        raise ConfigError(f"device_id: {config.device_id!r} must be {DEVICE_ID_RULE}")
     if not src.name.strip():
         raise ConfigError("source.name: empty; use auto, picamera2, a V4L2 index, a file, a folder or a URL")
     _range("source.width", src.width, 16, 8192)
@@ -289,7 +285,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         ) from exc
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 

@@ -64,6 +64,13 @@ class StdoutPublisher:
 
 # A device id becomes a topic level and a Home Assistant object id: keep it to plain characters.
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEVICE_ID_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def is_valid_device_id(value: object) -> bool:
+    """Whether ``value`` can be a topic level and a Home Assistant object id (``DEVICE_ID_RULE``)."""
+    return isinstance(value, str) and _DEVICE_ID.match(value) is not None
+
 _SCHEMES = {"mqtt": (False, 1883), "mqtts": (True, 8883)}
 MqttProtocol = Literal["3.1.1", "5"]
 
@@ -139,11 +146,8 @@ class MqttSettings:
 
     def __post_init__(self) -> None:
         address = parse_broker_url(self.url)
-        if not isinstance(self.device_id, str) or not _DEVICE_ID.match(self.device_id):
-            raise ValueError(
-                f"device_id={self.device_id!r} must be 1-64 letters, digits, '.', '_' or '-', "
-                "starting with a letter or digit"
-            )
+        if not is_valid_device_id(self.device_id):
+            raise ValueError(f"device_id={self.device_id!r} must be {DEVICE_ID_RULE}")
         _check_topic_prefix("topic_prefix", self.topic_prefix)
         _check_topic_prefix("discovery_prefix", self.discovery_prefix)
         if self.protocol not in ("3.1.1", "5"):

@@ -325,24 +325,53 @@ class RealtimePacer:
             self._clock.sleep(delay)
 
 
-class VideoFileSource(_SourceBase):
-    """A video file; ends with None. Timestamps are the file's own."""
+class _FileSource(_SourceBase):
+    """What a video file and an image folder share: realtime pacing, skipping and frame numbering."""
 
     live = False
 
-    def __init__(self, path: Path, realtime: bool, clock: Clock) -> None:
+    def __init__(self, realtime: bool, clock: Clock) -> None:
         super().__init__()
-        self.path = Path(path)
-        self.name = f"video file {self.path}"
         self._realtime = realtime
         self._clock = clock
-        self._capture: cv2.VideoCapture | None = None
-        self._period = 1 / 30
         self._pacer: RealtimePacer | None = None
-        self._last_ts = -1.0
-        self._position = 0
         self._index = 0
         self._bad = LogLimiter(log)
+
+    def _start_pacing(self, period: float) -> None:
+        self._pacer = RealtimePacer(self._clock, period) if self._realtime else None
+
+    def _overdue(self, media_time: float) -> bool:
+        """Realtime only: the frame at ``media_time`` is too late to show; it is counted as dropped."""
+        if self._pacer is not None and self._pacer.late(media_time):
+            self._dropped += 1
+            return True
+        return False
+
+    def _unreadable(self, message: str, *args: object) -> None:
+        self._skipped += 1
+        self._bad.warning(self._clock.monotonic(), message, *args)
+
+    def _deliver(self, image: np.ndarray, media_time: float) -> Frame:
+        """Wait for the frame's moment (realtime only) and hand it out with the next index."""
+        if self._pacer is not None:
+            self._pacer.wait(media_time)
+        frame = Frame(image, media_time, self._index)
+        self._index += 1
+        return frame
+
+
+class VideoFileSource(_FileSource):
+    """A video file; ends with None. Timestamps are the file's own."""
+
+    def __init__(self, path: Path, realtime: bool, clock: Clock) -> None:
+        super().__init__(realtime, clock)
+        self.path = Path(path)
+        self.name = f"video file {self.path}"
+        self._capture: cv2.VideoCapture | None = None
+        self._period = 1 / 30
+        self._last_ts = -1.0
+        self._position = 0
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -357,7 +386,7 @@ class VideoFileSource(_SourceBase):
             fps = 30.0
         self._capture = capture
         self._period = 1 / fps
-        self._pacer = RealtimePacer(self._clock, self._period) if self._realtime else None
+        self._start_pacing(self._period)
         log.info("opened %s (%.3g fps, %s)", self.path, fps, "realtime" if self._realtime else "as fast as possible")
 
     def _media_time(self, capture: cv2.VideoCapture) -> float:
@@ -376,19 +405,13 @@ class VideoFileSource(_SourceBase):
                 return None
             ts = self._media_time(self._capture)
             self._position += 1
-            if self._pacer is not None and self._pacer.late(ts):
-                self._dropped += 1
+            if self._overdue(ts):
                 continue
             ok, image = self._capture.retrieve()
             if not ok or image is None:
-                self._skipped += 1
-                self._bad.warning(self._clock.monotonic(), "%s: frame %d cannot be decoded; skipped", self.path, self._position - 1)
+                self._unreadable("%s: frame %d cannot be decoded; skipped", self.path, self._position - 1)
                 continue
-            if self._pacer is not None:
-                self._pacer.wait(ts)
-            frame = Frame(image, ts, self._index)
-            self._index += 1
-            return frame
+            return self._deliver(image, ts)
 
     def close(self) -> None:
         if self._capture is not None:
@@ -397,23 +420,16 @@ class VideoFileSource(_SourceBase):
             log.info("closed %s", self.path)
 
 
-class ImageFolderSource(_SourceBase):
+class ImageFolderSource(_FileSource):
     """The images of a folder in name order, as frames ``1/fps`` s apart; unreadable ones skipped."""
 
-    live = False
-
     def __init__(self, folder: Path, fps: float, realtime: bool, clock: Clock) -> None:
-        super().__init__()
+        super().__init__(realtime, clock)
         self.folder = Path(folder)
         self.name = f"image folder {self.folder}"
         self._period = 1 / fps
-        self._realtime = realtime
-        self._clock = clock
         self._files: list[Path] = []
         self._position = 0
-        self._index = 0
-        self._pacer: RealtimePacer | None = None
-        self._bad = LogLimiter(log)
 
     def open(self) -> None:
         if not self.folder.is_dir():
@@ -422,7 +438,7 @@ class ImageFolderSource(_SourceBase):
         if not self._files:
             raise SourceError(f"image folder {self.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self._position = 0
-        self._pacer = RealtimePacer(self._clock, self._period) if self._realtime else None
+        self._start_pacing(self._period)
         log.info("opened %s (%d images)", self.folder, len(self._files))
 
     def read(self) -> Frame | None:
@@ -430,19 +446,13 @@ class ImageFolderSource(_SourceBase):
             path = self._files[self._position]
             ts = self._position * self._period  # by position, so a skipped image keeps the timing
             self._position += 1
-            if self._pacer is not None and self._pacer.late(ts):
-                self._dropped += 1
+            if self._overdue(ts):
                 continue
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                self._skipped += 1
-                self._bad.warning(self._clock.monotonic(), "image %s cannot be decoded; skipped", path)
+                self._unreadable("image %s cannot be decoded; skipped", path)
                 continue
-            if self._pacer is not None:
-                self._pacer.wait(ts)
-            frame = Frame(image, ts, self._index)
-            self._index += 1
-            return frame
+            return self._deliver(image, ts)
         return None
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""A real MQTT broker for tests, and a subscriber that records what arrives.
+"""What the edge tests share: a real MQTT broker and a recording subscriber, the CLI run as a
+subprocess, a fake clock, the sample clip's frames and a real face photo.
 
 ``mqtt_broker`` (one per session) serves tests that only publish and subscribe; ``own_broker``
 (one per test) may be stopped and started again, and keeps retained messages and persistent
@@ -17,24 +18,86 @@ import queue
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
+import cv2
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.sources import SAMPLE_CLIP
+
+REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 5.0
+CLI_TIMEOUT = 60.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (now)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds; AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+# --- the CLI as a subprocess, time and frames for in-process tests ------------------------------
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment minus what steers emocam (EMOCAM_*, systemd's notify and watchdog), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMOCAM_", "NOTIFY_SOCKET", "WATCHDOG_"))}
+    return {**env, **(extra or {})}
+
+
+def emocam(*args: str, env: Mapping[str, str] | None = None, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """``python -m edge ARGS`` from the repository root, in a clean environment plus ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout,
+        env=clean_env(env), cwd=REPO,
+    )
+
+
+class FakeClock:
+    """Monotonic time that only moves when slept on (or pushed by the test)."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def sample_frames() -> list[np.ndarray]:
+    """Every frame of the bundled sample clip (18 at 640x480; the face is in frames 2..15)."""
+    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
 
 
 def _find_broker() -> tuple[str, str] | None:
@@ -64,7 +127,7 @@ class Broker:
         self.executable = executable
         self.persistent = persistent
         self.anonymous = anonymous
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -276,8 +339,6 @@ def subscribe() -> Iterator[Callable[..., Subscriber]]:
 @pytest.fixture(scope="module")
 def astronaut():
     """scikit-image's public-domain portrait of Eileen Collins, as an OpenCV BGR frame."""
-    import cv2
-
     data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) ships the astronaut photo")
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 

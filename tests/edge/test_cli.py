@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,29 +17,16 @@ import pytest
 from edge.events import validate_event_payload
 from edge.model_info import BUNDLED_MODEL, load_model_info
 from edge.sources import SAMPLE_CLIP
-from tests.edge.test_sources import sample_frames
+from tests.edge.conftest import REPO, clean_env, emocam, sample_frames
 
-REPO = Path(__file__).resolve().parents[2]
 LABELS = load_model_info(BUNDLED_MODEL).labels
 TIMEOUT = 60
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMOCAM_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    return {**env, **extra}
-
-
-def emocam(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=TIMEOUT,
-        env=clean_env(**extra_env), cwd=REPO,
-    )
-
-
-def start(*args: str, stderr: Path, **extra_env: str) -> subprocess.Popen[str]:
+def start(*args: str, stderr: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "edge", *args], stdout=subprocess.PIPE, stderr=stderr.open("w"), text=True,
-        env=clean_env(**extra_env), cwd=REPO,
+        env=clean_env(), cwd=REPO,
     )
 
 

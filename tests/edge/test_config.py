@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -24,9 +21,8 @@ from edge.config import (
     to_toml,
 )
 from edge.errors import ConfigError
-from edge.model_info import BUNDLED_MODEL
-
-REPO = Path(__file__).resolve().parents[2]
+from edge.model_info import BUNDLED_MODEL, file_sha256
+from tests.edge.conftest import emocam
 
 
 def test_defaults_match_the_commented_default_file() -> None:
@@ -127,6 +123,10 @@ def test_missing_and_malformed_files_name_the_path(tmp_path: Path) -> None:
     bad.write_text("[mqtt]\nqos = = 1\n")
     with pytest.raises(ConfigError, match=rf"config file {bad} is not valid TOML: .*line 2"):
         load_config(bad, {}, hostname="pi")
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('device_id = "küche"\n'.encode("latin-1"))  # saved by an editor in Latin-1
+    with pytest.raises(ConfigError, match=rf"config file {latin1} is not valid TOML: 'utf-8' codec"):
+        load_config(latin1, {}, hostname="pi")
 
 
 def test_password_comes_from_the_credential_first_then_the_environment(tmp_path: Path) -> None:
@@ -180,14 +180,6 @@ def test_config_values_are_frozen() -> None:
 # --- through the CLI, as a user meets it ------------------------------------------------------------
 
 
-def emocam(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EMOCAM_")}
-    return subprocess.run(
-        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout,
-        env={**clean, **(env or {})}, cwd=REPO,
-    )
-
-
 def test_cli_bad_config_exits_2_naming_the_key_without_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[mqtt]\nurl = \"mqtt://localhost\"\nqos = 3\n")
@@ -228,6 +220,21 @@ def test_cli_check_config_rejects_bad_files_with_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "tracker.hold_secs: unknown key; [tracker] takes hold_seconds" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_check_config_refuses_a_model_the_runtime_cannot_parse(tmp_path: Path) -> None:
+    # The sidecar matches the file, so only loading it (as `run` does) shows that it is cut short.
+    model = tmp_path / "model.tflite"
+    model.write_bytes(BUNDLED_MODEL.read_bytes()[:1500])
+    sidecar = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
+    model.with_suffix(".json").write_text(json.dumps({**sidecar, "sha256": file_sha256(model)}))
+    config = tmp_path / "emocam.toml"
+    config.write_text(f'[model]\npath = "{model}"\n')
+    result = emocam("check-config", "--config", str(config))
+    assert result.returncode == 3, result.stderr
+    assert f"model file {model} is not a valid TFLite model" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
 def test_cli_version() -> None:

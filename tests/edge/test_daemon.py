@@ -30,7 +30,7 @@ from edge.model_info import BUNDLED_MODEL, load_model_info
 from edge.mqtt_publisher import MqttPublisher
 from edge.sdnotify import SystemdNotifier
 from edge.sources import SAMPLE_CLIP, Frame, VideoFileSource
-from tests.edge.test_sources import FakeClock, sample_frames
+from tests.edge.conftest import FakeClock, sample_frames, wait_until
 
 PLACEHOLDER = load_model_info(BUNDLED_MODEL).version == "0.0-placeholder"
 FAST_TRACKER = {"hold_seconds": 0.2, "smoothing_seconds": 0.1, "lost_after_seconds": 0.3}
@@ -457,12 +457,12 @@ def test_broker_restart_mid_run_resumes_events_and_counts_losses(
         t = source.add(face_image, 0.0, 5)
         seen = subscriber.collect(has_event("appeared", 1), timeout=20)
         own_broker.stop()
-        wait_for(lambda: not publisher.stats().connected)
+        wait_until(lambda: not publisher.stats().connected, what="the disconnect")
         # While the broker is away: face 1 leaves, face 2 appears. The queue holds one event, so
         # the older one (left 1) is dropped and counted.
         t = source.add(empty_image, t, 5)
         t = source.add(face_image, t, 5)
-        wait_for(lambda: publisher.stats().dropped >= 1)
+        wait_until(lambda: publisher.stats().dropped >= 1, what="a dropped event")
         own_broker.start()
         seen += subscriber.collect(has_event("appeared", 2), timeout=20)
         source.add(empty_image, t, 5)
@@ -476,12 +476,3 @@ def test_broker_restart_mid_run_resumes_events_and_counts_losses(
     assert [(e["type"], e["face"]) for e in events_of(seen)] == [("appeared", 1), ("appeared", 2), ("left", 2)]
     stats = [json.loads(m.payload) for m in seen if m.topic.endswith("/stats")]
     assert stats and stats[-1]["mqtt"]["dropped"] >= 1 and stats[-1]["mqtt"]["reconnects"] >= 1
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        done.wait(0.02)
-    raise AssertionError("condition not reached within the timeout")

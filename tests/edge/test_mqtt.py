@@ -23,21 +23,13 @@ from edge.faces import Face
 from edge.mqtt_publisher import MqttPublisher, discovery_configs
 from edge.publishers import MqttSettings, StdoutPublisher, parse_broker_url
 from edge.tracking import FaceTracker, TrackerSettings
-from tests.edge.conftest import Broker, Subscriber
+from tests.edge.conftest import Broker, Subscriber, free_port, wait_until
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 MODEL = "test-1"
 SECRET = "pw-Secret-4711"
 
 PublisherFactory = Callable[..., MqttPublisher]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def event(n: int) -> dict[str, Any]:
@@ -47,12 +39,6 @@ def event(n: int) -> dict[str, Any]:
 
 def numbers(messages: list[Any]) -> list[int]:
     return [json.loads(m.payload)["n"] for m in messages]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

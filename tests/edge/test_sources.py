@@ -25,33 +25,7 @@ from edge.sources import (
     first_v4l2_camera,
     make_source,
 )
-
-
-class FakeClock:
-    """Monotonic time that only moves when slept on (or pushed by the test)."""
-
-    def __init__(self, start: float = 100.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def sample_frames() -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
+from tests.edge.conftest import FakeClock, sample_frames
 
 
 def read_all(source: VideoFileSource | ImageFolderSource) -> list[Frame]:

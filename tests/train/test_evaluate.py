@@ -4,7 +4,6 @@ Keras model for the real paths, and the CLI's JSON and error contract."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from edge.model_info import BUNDLED_MODEL
+from tests.conftest import fer2013_path
 from train.data import Dataset
 from train.evaluate import evaluate, main
 from train.predictors import EvaluationError, TflitePredictor, load_predictor, with_flip_tta
@@ -24,10 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 LABELS = ("angry", "happy", "surprise")
 # FER-2013 PublicTest counts (the dataset README), to know what a model's labels keep of test/.
 FER_TEST_COUNTS = {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "neutral": 607, "sad": 653, "surprise": 415}
-
-
-def fer2013_path() -> Path:
-    return Path(os.environ.get("EMOCAM_FER2013", REPO.parent / "shared" / "datasets" / "fer2013.zip"))
 
 
 class BrightnessPredictor:

@@ -4,7 +4,6 @@ with synthetic alterations (blur, equalization, stretching) that the report must
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -13,13 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import fer2013_path
 from train.sanity import FER_TRAIN_COUNTS, REFERENCES, Stats, check_against_reference, dataset_stats, main
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def fer2013_path() -> Path:
-    return Path(os.environ.get("EMOCAM_FER2013", REPO.parent / "shared" / "datasets" / "fer2013.zip"))
 
 
 needs_fer = pytest.mark.skipif(
