@@ -232,7 +232,8 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
             monitor="val_accuracy", mode="max", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=cfg.learning_rate / 200))
     weights = class_weights(train.labels, len(labels), cfg.class_weighting)
     if cfg.augment_in == "data":
-        per_image = np.ones(len(train), np.float32) if weights is None else np.array([weights[i] for i in train.labels], np.float32)
+        by_class = np.ones(len(labels), np.float32) if weights is None else np.array([weights[i] for i in range(len(labels))], np.float32)
+        per_image = by_class[train.labels]
         batches = augmented_batches(train.images, y_train, per_image, cfg, cfg.seed)
         batches.epoch = start_epoch
         inputs: dict = {"x": batches}
