@@ -37,7 +37,7 @@ class TrainConfig:
     limit_per_class: int = knob(0, "use at most this many training images per class (0 = all; smoke runs)")
     # Augmentation: the original project's shear, zoom and flip, plus rotation, shift, brightness,
     # contrast and random erasing.
-    augment_in: str = knob("data", "data: OpenCV in the input pipeline, fast on every backend; model: Keras layers (v1's recipe; ~20x slower on JAX)")
+    augment_in: str = knob("data", "data: OpenCV in the input pipeline, fast on every backend; model: Keras layers (v1's recipe; ~5x slower on JAX)")
     flip: bool = knob(True, "random horizontal flip")
     rotation_deg: float = knob(10.0, "random rotation range, degrees")
     shear: float = knob(0.1, "random shear factor")
