@@ -1,15 +1,14 @@
 """Emotion events and the JSON payloads that carry them (the topic contract in docs/mqtt.md).
 
 The tracker produces ``EmotionEvent`` values and ``FaceState`` snapshots; publishers send the dicts
-that ``event_payload`` and ``state_payload`` build. ``validate_event_payload`` is the executable
-form of the documented schema: tests use it on what a real subscriber receives.
+that ``event_payload`` and ``state_payload`` build. Subscribers parse them back with
+``edge.payloads``, which tests use on what a real subscriber receives.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Mapping, Sequence
 
@@ -17,10 +16,8 @@ EventType = Literal["appeared", "changed", "left"]
 EVENT_TYPES: tuple[EventType, ...] = ("appeared", "changed", "left")
 SCHEMA_VERSION = 1
 
-# Scores are smoothed int8 probabilities rounded to 4 places: their sum drifts a little from 1.
-_SUM_TOLERANCE = 0.05
 _ROUNDING = 4
-_ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
 Box = tuple[float, float, float, float]
 
@@ -61,12 +58,16 @@ class EmotionEvent:
 
 @dataclass(frozen=True, slots=True)
 class FaceState:
-    """A confirmed face in view, as the retained state topic shows it."""
+    """A confirmed face in view, as the retained state topic shows it.
+
+    ``scores`` maps every label to its smoothed probability (empty when unknown).
+    """
 
     face: int
     emotion: str
     confidence: float
     box: Box
+    scores: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def area(self) -> float:
@@ -83,6 +84,10 @@ def _box_dict(box: Box) -> dict[str, float]:
     return {key: round(float(value), _ROUNDING) for key, value in zip("xywh", box)}
 
 
+def _scores_dict(scores: Mapping[str, float]) -> dict[str, float]:
+    return {label: round(float(value), _ROUNDING) for label, value in scores.items()}
+
+
 def event_payload(event: EmotionEvent, device: str, model_version: str) -> dict[str, Any]:
     """The JSON object published on ``<prefix>/<device>/events`` for one event."""
     payload: dict[str, Any] = {
@@ -93,7 +98,7 @@ def event_payload(event: EmotionEvent, device: str, model_version: str) -> dict[
         "face": event.face,
         "emotion": event.emotion,
         "confidence": round(float(event.confidence), _ROUNDING),
-        "scores": {label: round(float(s), _ROUNDING) for label, s in zip(event.labels, event.scores)},
+        "scores": _scores_dict(event.scores_by_label),
         "box": _box_dict(event.box),
         "model": model_version,
     }
@@ -109,6 +114,16 @@ def state_payload(faces: Sequence[FaceState], device: str, model_version: str, t
     so a dashboard or Home Assistant sensor can show one value without a template loop.
     """
     ordered = sorted(faces, key=lambda f: (-f.area, f.face))
+    listed = [
+        {
+            "face": f.face,
+            "emotion": f.emotion,
+            "confidence": round(float(f.confidence), _ROUNDING),
+            "box": _box_dict(f.box),
+            "scores": _scores_dict(f.scores),
+        }
+        for f in ordered
+    ]
     return {
         "schema": SCHEMA_VERSION,
         "ts": iso_utc(ts),
@@ -116,22 +131,16 @@ def state_payload(faces: Sequence[FaceState], device: str, model_version: str, t
         "model": model_version,
         "count": len(ordered),
         "emotion": ordered[0].emotion if ordered else None,
-        "faces": [
-            {
-                "face": f.face,
-                "emotion": f.emotion,
-                "confidence": round(float(f.confidence), _ROUNDING),
-                "box": _box_dict(f.box),
-            }
-            for f in ordered
-        ],
+        "confidence": listed[0]["confidence"] if listed else None,
+        "scores": listed[0]["scores"] if listed else None,
+        "faces": listed,
     }
 
 
 _NUMBER = {"type": "number", "minimum": 0, "maximum": 1}
 
 # The event payload as JSON Schema (draft 2020-12), for docs and for consumers that validate.
-# validate_event_payload checks the same rules plus the cross-field ones JSON Schema cannot say.
+# edge.payloads.parse_event checks the same rules plus the cross-field ones JSON Schema cannot say.
 EVENT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "emocam emotion event",
@@ -141,7 +150,7 @@ EVENT_SCHEMA: dict[str, Any] = {
     "properties": {
         "schema": {"const": SCHEMA_VERSION},
         "type": {"enum": list(EVENT_TYPES)},
-        "ts": {"type": "string", "pattern": _ISO_UTC.pattern},
+        "ts": {"type": "string", "pattern": ISO_UTC.pattern},
         "device": {"type": "string", "minLength": 1},
         "face": {"type": "integer", "minimum": 1},
         "emotion": {"type": "string", "minLength": 1},
@@ -157,86 +166,3 @@ EVENT_SCHEMA: dict[str, Any] = {
         "previous": {"type": "string", "minLength": 1},
     },
 }
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_unit(name: str, value: Any, problems: list[str]) -> None:
-    if not _is_number(value) or not 0.0 <= value <= 1.0:
-        problems.append(f"{name}={value!r} must be a number in 0..1")
-
-
-def _event_problems(payload: Mapping[str, Any], labels: Sequence[str] | None) -> list[str]:
-    problems: list[str] = []
-    required = EVENT_SCHEMA["required"]
-    missing = [key for key in required if key not in payload]
-    if missing:
-        return [f"missing keys {missing}"]
-    unknown = sorted(set(payload) - set(EVENT_SCHEMA["properties"]))
-    if unknown:
-        problems.append(f"unknown keys {unknown}")
-    if payload["schema"] != SCHEMA_VERSION or isinstance(payload["schema"], bool):
-        problems.append(f"schema={payload['schema']!r}, expected {SCHEMA_VERSION}")
-    kind = payload["type"]
-    if kind not in EVENT_TYPES:
-        problems.append(f"type={kind!r} must be one of {list(EVENT_TYPES)}")
-    ts = payload["ts"]
-    if not isinstance(ts, str) or not _ISO_UTC.match(ts):
-        problems.append(f"ts={ts!r} must be ISO 8601 UTC ending in Z")
-    if not isinstance(payload["device"], str) or not payload["device"]:
-        problems.append(f"device={payload['device']!r} must be a non-empty string")
-    face = payload["face"]
-    if not isinstance(face, int) or isinstance(face, bool) or face < 1:
-        problems.append(f"face={face!r} must be an integer >= 1")
-    if not isinstance(payload["model"], str):
-        problems.append(f"model={payload['model']!r} must be a string")
-    _check_unit("confidence", payload["confidence"], problems)
-
-    scores = payload["scores"]
-    if not isinstance(scores, Mapping) or len(scores) < 2:
-        problems.append(f"scores={scores!r} must map every label to a probability")
-        return problems
-    for label, value in scores.items():
-        _check_unit(f"scores[{label!r}]", value, problems)
-    if labels is not None and list(scores) != list(labels):
-        problems.append(f"scores has labels {list(scores)}, expected {list(labels)} in that order")
-    if all(_is_number(v) for v in scores.values()) and abs(sum(scores.values()) - 1.0) > _SUM_TOLERANCE:
-        problems.append(f"scores sum to {sum(scores.values()):.3f}, expected about 1")
-    emotion = payload["emotion"]
-    if emotion not in scores:
-        problems.append(f"emotion={emotion!r} is not a key of scores")
-    elif _is_number(payload["confidence"]) and abs(scores[emotion] - payload["confidence"]) > 1e-3:
-        problems.append(f"confidence={payload['confidence']!r} differs from scores[{emotion!r}]")
-    previous = payload.get("previous")
-    if kind == "changed":
-        if previous not in scores or previous == emotion:
-            problems.append(f"previous={previous!r} must be another key of scores for 'changed'")
-    elif "previous" in payload:
-        problems.append(f"previous is only allowed for 'changed' events, not {kind!r}")
-
-    box = payload["box"]
-    if not isinstance(box, Mapping) or sorted(box) != ["h", "w", "x", "y"]:
-        problems.append(f"box={box!r} must be an object with exactly x, y, w, h")
-        return problems
-    for key in "xywh":
-        _check_unit(f"box.{key}", box[key], problems)
-    if all(_is_number(box[k]) for k in "xywh"):
-        if box["w"] <= 0 or box["h"] <= 0:
-            problems.append(f"box={dict(box)} must have a positive width and height")
-        if box["x"] + box["w"] > 1.0 + 1e-3 or box["y"] + box["h"] > 1.0 + 1e-3:
-            problems.append(f"box={dict(box)} reaches outside the frame")
-    return problems
-
-
-def validate_event_payload(payload: Any, labels: Sequence[str] | None = None) -> None:
-    """Raise ValueError listing every way ``payload`` breaks the documented event schema.
-
-    Pass ``labels`` to also require exactly those score keys, in that order.
-    """
-    if not isinstance(payload, Mapping):
-        raise ValueError(f"event payload must be a JSON object, got {type(payload).__name__}")
-    problems = _event_problems(payload, labels)
-    if problems:
-        raise ValueError("invalid event payload: " + "; ".join(problems))

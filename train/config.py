@@ -47,6 +47,7 @@ class TrainConfig:
     contrast: float = knob(0.2, "random contrast change")
     erasing: float = knob(0.25, "probability of erasing a random rectangle (random erasing / cutout)")
     cache_dir: str = knob("", "where decoded datasets are cached (default ~/.cache/emocam)")
+    init_from: str = knob("", "start from these weights (a run directory or a .keras file of the same architecture and classes): a longer schedule on a finished run, or fine-tuning on your faces")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

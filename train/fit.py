@@ -172,6 +172,25 @@ def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
     return trainer
 
 
+def load_initial_weights(net, source: Path) -> None:
+    """Warm start: copy weights from a run directory's best.keras (or a .keras file) into ``net``.
+
+    A finished run can then go on with a fresh schedule (a warm restart), which on a CPU is the
+    cheapest way to more epochs; the extra-data option uses it to fine-tune on your own faces.
+    """
+    path = source / "best.keras" if source.is_dir() else source
+    if not path.is_file():
+        raise ValueError(f"--init-from {source}: no such file; give a run directory holding best.keras, or a .keras file")
+    try:
+        net.load_weights(path)
+    except ValueError as exc:  # Keras raises ValueError on any layer or shape mismatch
+        raise ValueError(
+            f"--init-from {path}: its weights do not fit --architecture {net.name} with {net.output_shape[-1]} classes "
+            f"({exc}); use the architecture and --classes it was trained with"
+        ) from exc
+    log.info("initial weights from %s", path)
+
+
 def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbose: int = 1) -> Path:
     """Train according to ``cfg``; returns the run directory."""
     import keras
@@ -191,8 +210,11 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     start_epoch, best = 0, -1.0
     state_file = run_dir / "state.json"
     net = build(cfg.architecture, prep.size, len(labels))
+    resuming = resume and state_file.is_file() and (run_dir / "last.keras").is_file()
+    if cfg.init_from and not resuming:
+        load_initial_weights(net, Path(cfg.init_from))  # before compiling: a warm restart gets a fresh optimizer
     trainer = compile_trainer(cfg, net, prep.size, steps_per_epoch)
-    if resume and state_file.is_file() and (run_dir / "last.keras").is_file():
+    if resuming:
         state = json.loads(state_file.read_text())
         start_epoch, best = int(state["epoch"]), float(state["best_val_accuracy"])
         # Rebuild, then load weights and optimizer state: Keras cannot deserialize every

@@ -32,6 +32,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.payloads import Event, parse_event
 from edge.sources import SAMPLE_CLIP
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +54,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
+
+
+def assert_exact_event(payload: object, labels: tuple[str, ...] | None = None) -> Event:
+    """What emocam emits: a valid event payload with no field outside the documented ones."""
+    event = parse_event(payload, labels)
+    assert not event.extra, f"undocumented event fields {sorted(event.extra)}"
+    return event
 
 
 # --- the CLI as a subprocess, time and frames for in-process tests ------------------------------

@@ -14,10 +14,9 @@ from typing import Any
 import cv2
 import pytest
 
-from edge.events import validate_event_payload
 from edge.model_info import BUNDLED_MODEL, load_model_info
 from edge.sources import SAMPLE_CLIP
-from tests.edge.conftest import REPO, clean_env, emocam, sample_frames
+from tests.edge.conftest import assert_exact_event, clean_env, emocam, REPO, sample_frames
 
 LABELS = load_model_info(BUNDLED_MODEL).labels
 TIMEOUT = 60
@@ -62,7 +61,7 @@ def test_stdout_mode_prints_valid_json_lines(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     for event in events:
-        validate_event_payload(event, LABELS)
+        assert_exact_event(event, LABELS)
     assert [(e["type"], e["device"]) for e in events] == [("appeared", "desk"), ("left", "desk")]
     assert "events go to standard output as JSON lines" in result.stderr
 
@@ -79,7 +78,7 @@ def test_sample_through_a_real_broker(mqtt_broker: Any, subscribe: Any, unique_i
     assert availability[0] == "online" and availability[-1] == "stopped"
     events = [json.loads(m.payload) for m in seen if m.topic.endswith("/events")]
     for event in events:
-        validate_event_payload(event, LABELS)
+        assert_exact_event(event, LABELS)
     assert [(e["type"], e["face"], e["device"]) for e in events] == [("appeared", 1, unique_id), ("left", 1, unique_id)]
     assert not any(m.retain for m in seen if m.topic.endswith("/events"))  # events are never retained
     states = [json.loads(m.payload) for m in seen if m.topic.endswith("/state")]

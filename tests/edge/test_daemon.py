@@ -24,13 +24,12 @@ import pytest
 from edge.config import Config, parse_config
 from edge.daemon import Daemon, Pipeline, build_pipeline, build_publisher
 from edge.errors import ConfigError, SourceError
-from edge.events import validate_event_payload
 from edge.faces import Face, FaceDetector
 from edge.model_info import BUNDLED_MODEL, load_model_info
 from edge.mqtt_publisher import MqttPublisher
 from edge.sdnotify import SystemdNotifier
 from edge.sources import SAMPLE_CLIP, Frame, VideoFileSource
-from tests.edge.conftest import FakeClock, sample_frames, wait_until
+from tests.edge.conftest import assert_exact_event, FakeClock, sample_frames, wait_until
 
 PLACEHOLDER = load_model_info(BUNDLED_MODEL).version == "0.0-placeholder"
 FAST_TRACKER = {"hold_seconds": 0.2, "smoothing_seconds": 0.1, "lost_after_seconds": 0.3}
@@ -176,7 +175,7 @@ def test_sample_clip_gives_valid_appeared_then_left_events(pipeline: Pipeline) -
     assert daemon.run() == 0
     assert [e["type"] for e in publisher.events] == ["appeared", "left"]
     for event in publisher.events:
-        validate_event_payload(event, pipeline.classifier.labels)
+        assert_exact_event(event, pipeline.classifier.labels)
         assert event["face"] == 1 and event["device"] == "test" and event["model"] == pipeline.classifier.info.version
     # The face sits left of centre, in the middle band of the frame.
     box = publisher.events[0]["box"]
@@ -437,7 +436,7 @@ def test_broker_down_at_start_then_up_delivers_the_events(
         thread.join(10)
     assert not errors
     for event in events_of(seen):
-        validate_event_payload(event, pipeline.classifier.labels)
+        assert_exact_event(event, pipeline.classifier.labels)
     assert [e["type"] for e in events_of(seen)] == ["appeared", "left"]
 
 

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from edge.errors import PublishError
-from edge.events import event_payload, state_payload, validate_event_payload
+from edge.events import event_payload, state_payload
 from edge.faces import Face
 from edge.mqtt_publisher import MqttPublisher, discovery_configs
 from edge.publishers import MqttSettings, StdoutPublisher, parse_broker_url
 from edge.tracking import FaceTracker, TrackerSettings
-from tests.edge.conftest import Broker, Subscriber, free_port, wait_until
+from tests.edge.conftest import assert_exact_event, Broker, free_port, Subscriber, wait_until
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 MODEL = "test-1"
@@ -272,7 +272,7 @@ def test_tracker_events_arrive_in_order_and_match_the_schema(
     received = [json.loads(m.payload) for m in got]
     assert received == sent
     for payload in received:
-        validate_event_payload(payload, LABELS)
+        assert_exact_event(payload, LABELS)
     assert not any(m.retain for m in got)
     state = subscribe(mqtt_broker, [publisher.settings.topic("state")]).get()  # retained, latest
     assert state.retain and json.loads(state.payload)["count"] == 0
