@@ -2,6 +2,8 @@
 
     emocam run [--config FILE] [--source SRC] [--broker URL] [--device-id ID] [--no-realtime]
     emocam check-config [--config FILE] [--json]
+    emocam listen [--config FILE] [--broker URL] [--device ID ...] [--json] [--summary SECONDS]
+    emocam remove-discovery [--config FILE] [--broker URL] [--device-id ID]
 
 Exit codes: 0 clean stop (also SIGTERM, SIGINT, end of a file), 2 bad config, 3 missing or corrupt
 model, 4 source, 5 detector, 6 publisher (see edge/errors.py). Start-up order matters: the model
@@ -21,7 +23,8 @@ from typing import Any
 
 from edge import __version__
 from edge.config import ENV_OVERRIDES, Config, load_config, to_json, to_toml
-from edge.errors import EmocamError
+from edge.errors import ConfigError, EmocamError
+from edge.publishers import MqttSettings
 
 log = logging.getLogger("emocam")
 
@@ -56,6 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the config and model, print the resolved config")
     check.add_argument("--config", type=Path, metavar="FILE", help="TOML config file (default: built-in defaults)")
     check.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+
+    listen = commands.add_parser(
+        "listen", help="print the emotion events of one camera, several, or all",
+        description="Subscribe to emocam's MQTT topics and print the events as they arrive.",
+    )
+    listen.add_argument("--config", type=Path, metavar="FILE", help="take the broker, TLS and topic prefix from this config")
+    listen.add_argument("--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://... (default: the config's, else mqtt://localhost)")
+    listen.add_argument("--device", action="append", default=[], metavar="ID", help="a device id; repeat for several (default: all)")
+    listen.add_argument("--json", action="store_true", help="raw event JSON, one per line (summaries as JSON too)")
+    listen.add_argument("--summary", type=float, default=0.0, metavar="SECONDS",
+                        help="instead of events, print per device and window the count and share of each emotion")
+
+    remove = commands.add_parser(
+        "remove-discovery", help="delete this camera's Home Assistant entities from the broker",
+        description="Clear the retained Home Assistant discovery configs, which deletes the entities. "
+        "Set [mqtt] ha_discovery = false too, or the daemon publishes them again when it connects.",
+    )
+    remove.add_argument("--config", type=Path, metavar="FILE", help="TOML config file (default: built-in defaults)")
+    remove.add_argument("--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://... (default: the config's)")
+    remove.add_argument("--device-id", metavar="ID", help="the camera whose entities go (default: the config's)")
     return parser
 
 
@@ -65,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "listen":
+            return _listen(args)
+        if args.command == "remove-discovery":
+            return _remove_discovery(args)
         return _run(args)
     except EmocamError as exc:
         log.error("%s", exc)
@@ -88,6 +115,40 @@ def _check_config(args: argparse.Namespace) -> int:
     info = EmotionClassifier(config.model.resolved_path, num_threads=config.model.num_threads).info
     sys.stdout.write(to_json(config) + "\n" if args.json else to_toml(config))
     log.info("config OK; model %s v%s (%s)", config.model.resolved_path, info.version, ", ".join(info.labels))
+    return 0
+
+
+def _broker_settings(args: argparse.Namespace, flags: dict[str, Any], default_url: str | None) -> MqttSettings:
+    """The [mqtt] settings of the config plus flags; ``default_url`` when neither names a broker."""
+    config = _load(args, {**flags, "mqtt.url": args.broker})
+    settings = config.mqtt_settings()
+    if settings is None and default_url:
+        settings = _load(args, {**flags, "mqtt.url": default_url}).mqtt_settings()
+    if settings is None:
+        raise ConfigError("no broker: give --broker mqtt://host or set [mqtt] url in the config")
+    return settings
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from edge.listen import Listener
+
+    listener = Listener(_broker_settings(args, {}, "mqtt://localhost"), args.device, args.json, args.summary)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        listener.stop.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    return listener.run()
+
+
+def _remove_discovery(args: argparse.Namespace) -> int:
+    from edge.ha_discovery import remove_discovery
+
+    settings = _broker_settings(args, {"device_id": args.device_id}, None)
+    for topic in remove_discovery(settings):
+        log.info("cleared %s", topic)
+    log.info("Home Assistant entities of %s removed; set [mqtt] ha_discovery = false to keep them away", settings.device_id)
     return 0
 
 

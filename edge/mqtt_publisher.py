@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import ssl
 import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
-from edge import __version__
-from edge.errors import PublishError
+from edge.ha_discovery import discovery_configs
 from edge.log_limit import LogLimiter
+from edge.mqtt_client import make_client
 from edge.publishers import MqttSettings, Payload
 
 log = logging.getLogger(__name__)
@@ -70,57 +67,6 @@ def _encode(payload: Payload) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode("utf-8")
 
 
-def discovery_configs(settings: MqttSettings, labels: Sequence[str], model_version: str) -> dict[str, Payload]:
-    """Home Assistant MQTT discovery: topic -> retained config, for a sensor and an event entity.
-
-    The sensor shows the emotion of the most prominent face from the retained state topic (its
-    JSON becomes the sensor's attributes); the event entity fires on every event, with the new
-    emotion as ``event_type`` and ``left`` when a face leaves.
-    """
-    node = re.sub(r"[^A-Za-z0-9_-]", "_", f"emocam_{settings.device_id}")
-    availability = [
-        {
-            "topic": settings.topic("availability"),
-            # ``stopped`` (a clean exit) is as unavailable as ``offline`` to Home Assistant.
-            "value_template": "{{ 'online' if value == 'online' else 'offline' }}",
-        }
-    ]
-    common: Payload = {
-        "availability": availability,
-        "device": {
-            "identifiers": [node],
-            "name": f"emocam {settings.device_id}",
-            "manufacturer": "emocam",
-            "model": "emotion camera",
-            "sw_version": f"{__version__} (model {model_version})",
-        },
-        "origin": {"name": "emocam", "sw_version": __version__},
-    }
-    sensor = {
-        "name": "Emotion",
-        "unique_id": f"{node}_emotion",
-        "state_topic": settings.topic("state"),
-        "value_template": "{{ value_json.emotion or 'none' }}",
-        "json_attributes_topic": settings.topic("state"),
-        "icon": "mdi:emoticon-outline",
-        **common,
-    }
-    event = {
-        "name": "Emotion event",
-        "unique_id": f"{node}_emotion_event",
-        "state_topic": settings.topic("events"),
-        "event_types": [*labels, "left"],
-        "value_template": (
-            "{{ {'event_type': 'left' if value_json.type == 'left' else value_json.emotion, "
-            "'face': value_json.face, 'confidence': value_json.confidence, "
-            "'change': value_json.type} | to_json }}"
-        ),
-        **common,
-    }
-    prefix = settings.discovery_prefix
-    return {f"{prefix}/sensor/{node}/emotion/config": sensor, f"{prefix}/event/{node}/emotion/config": event}
-
-
 class MqttPublisher:
     """Publishes to one broker. Build it at start-up (bad TLS files fail here), then ``start``."""
 
@@ -147,25 +93,13 @@ class MqttPublisher:
 
     def _build_client(self) -> mqtt.Client:
         s = self.settings
-        v5 = s.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.effective_client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,  # MQTT 5 takes clean_start at connect time instead
-        )
-        # A bug in a callback must not kill the network thread; paho then reports it via on_log.
-        client.suppress_exceptions = True
-        if self._broker.username is not None or s.password is not None:
-            client.username_pw_set(self._broker.username or "", s.password)
+        client = make_client(s, s.effective_client_id)
         client.will_set(self._availability, "offline", qos=1, retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
         # paho's own queue holds what it was handed and the broker has not acknowledged yet. Bound it
         # too (a broker that stops acking must not grow memory), with room for a full drain plus the
         # availability, discovery, state and stats messages of a connect.
         client.max_queued_messages_set(s.max_queued + _CONTROL_MESSAGES)
-        if self._broker.tls:
-            self._set_tls(client)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -173,20 +107,6 @@ class MqttPublisher:
         client.on_message = self._on_message
         client.on_log = self._on_log
         return client
-
-    def _set_tls(self, client: mqtt.Client) -> None:
-        s = self.settings
-        for name in ("ca_file", "cert_file", "key_file"):
-            path = getattr(s, name)
-            if path is not None and not Path(path).is_file():
-                raise PublishError(f"{name} {path} does not exist or is not a file; fix the path or unset it")
-        try:
-            client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            names = ", ".join(f"{n}={getattr(s, n)}" for n in ("ca_file", "cert_file", "key_file") if getattr(s, n))
-            raise PublishError(f"TLS setup failed ({names or 'system CA store'}): {exc}") from exc
-        if s.tls_insecure:
-            client.tls_insecure_set(True)
 
     # ---- Publisher protocol (frame-loop thread) ----
 

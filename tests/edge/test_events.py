@@ -6,8 +6,6 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
-
 import numpy as np
 import pytest
 

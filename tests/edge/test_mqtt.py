@@ -20,7 +20,8 @@ import pytest
 from edge.errors import PublishError
 from edge.events import event_payload, state_payload
 from edge.faces import Face
-from edge.mqtt_publisher import MqttPublisher, discovery_configs
+from edge.ha_discovery import discovery_configs, discovery_topics, remove_discovery
+from edge.mqtt_publisher import MqttPublisher
 from edge.publishers import MqttSettings, StdoutPublisher, parse_broker_url
 from edge.tracking import FaceTracker, TrackerSettings
 from tests.edge.conftest import assert_exact_event, Broker, free_port, Subscriber, wait_until
@@ -354,7 +355,7 @@ def test_refused_connection_is_not_connected(
 
 
 @pytest.mark.broker
-def test_home_assistant_discovery_is_retained_and_republished(
+def test_home_assistant_discovery_is_retained_republished_and_removable(
     mqtt_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber]
 ) -> None:
     publisher = make_publisher(mqtt_broker)
@@ -362,47 +363,27 @@ def test_home_assistant_discovery_is_retained_and_republished(
     publisher.start()
     wait_until(lambda: publisher.stats().connected, what="connect")
     watcher = subscribe(mqtt_broker, [f"{settings.discovery_prefix}/#"])
-    first = watcher.collect(lambda got: len(got) >= 2)
+    first = watcher.collect(lambda got: len(got) >= 3)
     assert all(m.retain for m in first)
     configs = {m.topic: json.loads(m.payload) for m in first}
     assert configs == discovery_configs(settings, LABELS, MODEL)
-    sensor = next(c for t, c in configs.items() if "/sensor/" in t)
-    event_entity = next(c for t, c in configs.items() if "/event/" in t)
-    assert sensor["state_topic"] == sensor["json_attributes_topic"] == settings.topic("state")
-    assert event_entity["state_topic"] == settings.topic("events")
-    assert event_entity["event_types"] == [*LABELS, "left"]
-    for config in (sensor, event_entity):
-        assert config["availability"][0]["topic"] == settings.topic("availability")
-        assert config["device"]["identifiers"] == [f"emocam_{settings.device_id}"]
-    assert sensor["unique_id"] != event_entity["unique_id"]
+    assert set(configs) == set(discovery_topics(settings))
     watcher.client.publish(f"{settings.discovery_prefix}/status", "online")  # Home Assistant restarted
-    again = watcher.collect(lambda got: len([m for m in got if "/config" in m.topic]) >= 2)
+    again = watcher.collect(lambda got: len([m for m in got if "/config" in m.topic]) >= 3)
     assert {m.topic for m in again if "/config" in m.topic} == set(configs)
 
+    publisher.close()
+    assert remove_discovery(settings) == discovery_topics(settings)
+    cleared = watcher.collect(lambda got: len([m for m in got if m.payload == b""]) >= 3)
+    assert {m.topic for m in cleared if m.payload == b""} == set(configs)
+    late = subscribe(mqtt_broker, [f"{settings.discovery_prefix}/#"])  # nothing retained is left
+    assert [m for m in late.quiet(0.5) if m.payload] == []
 
-def test_discovery_templates_render_like_home_assistant() -> None:
-    jinja2 = pytest.importorskip("jinja2")
-    env = jinja2.Environment()
-    env.filters["to_json"] = json.dumps  # Home Assistant's filter of that name
-    settings = MqttSettings(url="mqtt://host", device_id="kitchen")
-    configs = list(discovery_configs(settings, LABELS, MODEL).values())
-    sensor, event_entity = configs
 
-    def render(template: str, payload: Any) -> str:
-        return str(env.from_string(template).render(value_json=payload, value=payload))
-
-    from edge.events import FaceState  # local: only this test needs it
-
-    state = state_payload([FaceState(1, "happy", 0.9, (0.1, 0.1, 0.2, 0.2))], "kitchen", MODEL, 0.0)
-    assert render(sensor["value_template"], state) == "happy"
-    assert render(sensor["value_template"], state_payload([], "kitchen", MODEL, 0.0)) == "none"
-    appeared = {"type": "appeared", "emotion": "sad", "face": 3, "confidence": 0.7}
-    left = {**appeared, "type": "left"}
-    assert json.loads(render(event_entity["value_template"], appeared)) == {
-        "event_type": "sad", "face": 3, "confidence": 0.7, "change": "appeared"}
-    assert json.loads(render(event_entity["value_template"], left))["event_type"] == "left"
-    availability = sensor["availability"][0]["value_template"]
-    assert [render(availability, v) for v in ("online", "offline", "stopped")] == ["online", "offline", "offline"]
+def test_remove_discovery_names_an_unreachable_broker() -> None:
+    settings = MqttSettings(url=f"mqtt://127.0.0.1:{free_port()}", device_id="kitchen")
+    with pytest.raises(PublishError, match=r"cannot reach the MQTT broker 127\.0\.0\.1:\d+"):
+        remove_discovery(settings)
 
 
 @pytest.mark.broker

@@ -1,0 +1,200 @@
+"""``emocam listen`` against a real broker and a real daemon, run as the user runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.model_info import load_model_info
+from edge.payloads import MAX_PAYLOAD_BYTES
+from edge.sources import SAMPLE_CLIP
+from tests.edge.conftest import REPO, Broker, assert_exact_event, clean_env, emocam, wait_until
+
+pytestmark = pytest.mark.broker
+
+TIMEOUT = 60.0
+LABELS = load_model_info(REPO / "edge" / "models" / "emocam-fer6.tflite").labels
+EVENT_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}  (\S+)  face (\d+)  (\w+) (0\.\d\d|1\.00)  (appeared|left|changed from \w+)$")
+
+
+class Listen:
+    """``emocam listen ARGS`` in the background; stdout lines collected on a thread."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.stderr_path = tmp_path / f"listen-{time.monotonic_ns()}.err"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edge", "listen", *args], stdout=subprocess.PIPE,
+            stderr=self.stderr_path.open("w"), text=True, env=clean_env(), cwd=REPO,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait_for_stderr(self, text: str, count: int = 1) -> None:
+        wait_until(lambda: self.stderr.count(text) >= count or self.process.poll() is not None,
+                   timeout=TIMEOUT, what=f"{text!r} from listen")
+        assert self.process.poll() is None, f"listen exited with {self.process.returncode}:\n{self.stderr}"
+
+    def wait_for_lines(self, count: int) -> list[str]:
+        wait_until(lambda: len(self.lines) >= count, timeout=TIMEOUT, what=f"{count} lines from listen, have {self.lines}")
+        return list(self.lines)
+
+    def interrupt(self) -> int:
+        """Ctrl-C: the exit code, after checking the exit was clean."""
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(TIMEOUT)
+        self._reader.join(TIMEOUT)
+        assert "Traceback" not in self.stderr, self.stderr
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(TIMEOUT)
+
+
+@pytest.fixture
+def listen(tmp_path: Path):
+    started: list[Listen] = []
+
+    def make(*args: str) -> Listen:
+        process = Listen(tmp_path, *args)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.kill()
+
+
+def run_daemon(broker: Broker, device: str, tmp_path: Path) -> None:
+    config = tmp_path / "emocam.toml"
+    config.write_text(f'[mqtt]\nprotocol = "{broker.protocols[-1]}"\n')
+    result = emocam("run", "--config", str(config), "--source", str(SAMPLE_CLIP), "--no-realtime",
+                    "--broker", broker.url, "--device-id", device)
+    assert result.returncode == 0, result.stderr
+
+
+def test_readable_and_json_lines_from_a_running_daemon(mqtt_broker: Broker, unique_id: str, tmp_path: Path, listen: Any) -> None:
+    readable = listen("--broker", mqtt_broker.url, "--device", unique_id)
+    raw = listen("--broker", mqtt_broker.url, "--device", unique_id, "--json")
+    readable.wait_for_stderr("connected to MQTT broker")
+    raw.wait_for_stderr("connected to MQTT broker")
+    run_daemon(mqtt_broker, unique_id, tmp_path)
+
+    lines = readable.wait_for_lines(4)  # online, appeared, left, stopped
+    assert lines[0].endswith(f"  {unique_id}  is online") and lines[-1].endswith(f"  {unique_id}  is stopped")
+    matches = [EVENT_LINE.match(line) for line in lines[1:-1]]
+    assert all(matches), lines
+    assert [(m[1], m[2], m[5]) for m in matches if m] == [(unique_id, "1", "appeared"), (unique_id, "1", "left")]
+    assert all(m[3] in LABELS for m in matches if m)
+
+    events = [json.loads(line) for line in raw.wait_for_lines(2)]
+    for event in events:
+        assert_exact_event(event, LABELS)
+    assert [e["type"] for e in events] == ["appeared", "left"]
+    assert readable.interrupt() == 0 and raw.interrupt() == 0
+    assert len(raw.lines) == 2  # --json keeps stdout to event JSON only
+
+
+def test_summary_counts_emotions_per_device_and_window(mqtt_broker: Broker, unique_id: str, tmp_path: Path,
+                                                        subscribe: Any, listen: Any) -> None:
+    summary = listen("--broker", mqtt_broker.url, "--summary", "2", "--json")
+    summary.wait_for_stderr("connected to MQTT broker")
+    run_daemon(mqtt_broker, unique_id, tmp_path)
+    other = f"{unique_id}-b"
+    sender = subscribe(mqtt_broker, [f"sender/{unique_id}"])
+    template = {"schema": 1, "ts": "2026-11-05T12:00:01.250Z", "device": other, "face": 1, "confidence": 0.7,
+                "box": {"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2}, "model": "1.0"}
+    for kind, emotion, previous in (("appeared", "sad", None), ("changed", "happy", "sad"), ("changed", "sad", "happy")):
+        scores = {label: (0.7 if label == emotion else 0.3 / (len(LABELS) - 1)) for label in LABELS}
+        payload = {**template, "type": kind, "emotion": emotion, "scores": scores}
+        if previous:
+            payload["previous"] = previous
+        sender.client.publish(f"emocam/{other}/events", json.dumps(payload), qos=1)
+
+    def rows() -> dict[str, dict[str, Any]]:
+        parsed = [json.loads(line) for line in summary.lines]
+        return {row["device"]: row for row in parsed if row["device"] in (unique_id, other)}
+
+    wait_until(lambda: len(rows()) == 2, timeout=TIMEOUT, what="a summary row for both devices")
+    assert summary.interrupt() == 0
+    daemon_row, other_row = rows()[unique_id], rows()[other]
+    assert daemon_row["events"] == 1  # appeared counts; left only repeats it
+    (emotion,) = daemon_row["emotions"]
+    assert emotion in LABELS and daemon_row["emotions"][emotion] == {"count": 1, "share": 1.0}
+    assert other_row["events"] == 3
+    assert other_row["emotions"] == {"sad": {"count": 2, "share": 0.6667}, "happy": {"count": 1, "share": 0.3333}}
+    assert other_row["start"] < other_row["end"]
+
+
+def test_malformed_payloads_are_reported_and_skipped(mqtt_broker: Broker, unique_id: str, subscribe: Any, listen: Any) -> None:
+    watcher = listen("--broker", mqtt_broker.url, "--json")
+    watcher.wait_for_stderr("connected to MQTT broker")
+    sender = subscribe(mqtt_broker, [f"sender/{unique_id}"])
+    topic = f"emocam/{unique_id}/events"
+    good = {"schema": 1, "type": "appeared", "ts": "2026-11-05T12:00:01.250Z", "device": unique_id, "face": 1,
+            "emotion": "happy", "confidence": 0.6, "scores": {"happy": 0.6, "sad": 0.4},
+            "box": {"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2}, "model": "1.0"}
+    bad = [
+        ("not JSON", b"{oops"),
+        ("face='1'", json.dumps({**good, "face": "1"}).encode()),
+        ("confidence=", json.dumps({**good, "confidence": "high"}).encode()),
+        (f"over the {MAX_PAYLOAD_BYTES}-byte limit", b" " * (MAX_PAYLOAD_BYTES + 10)),
+        ("schema 3 is newer", json.dumps({**good, "schema": 3}).encode()),
+        ("a JSON list", b"[1, 2, 3]"),
+        ("not UTF-8", b"\xff\xfe\x00"),
+    ]
+    for _, payload in bad:
+        sender.client.publish(topic, payload, qos=1)
+    sender.client.publish(topic, json.dumps({**good, "from_a_newer_emocam": True}), qos=1)  # tolerated
+    (line,) = watcher.wait_for_lines(1)
+    assert json.loads(line)["from_a_newer_emocam"] is True
+    watcher.wait_for_stderr("skipped a message", count=len(bad))
+    for reason, _ in bad:
+        assert reason in watcher.stderr, reason
+    assert watcher.interrupt() == 0
+    assert f"skipped {len(bad)} malformed messages" in watcher.stderr
+
+
+def test_reconnects_after_the_broker_restarts_and_filters_devices(own_broker: Broker, unique_id: str,
+                                                                  subscribe: Any, listen: Any) -> None:
+    watcher = listen("--broker", own_broker.url, "--device", unique_id, "--device", f"{unique_id}-2")
+    watcher.wait_for_stderr("connected to MQTT broker")
+    own_broker.stop()
+    watcher.wait_for_stderr("lost the MQTT broker")
+    own_broker.start()
+    watcher.wait_for_stderr("reconnected to MQTT broker")
+    sender = subscribe(own_broker, [f"sender/{unique_id}"])
+    for device in (f"{unique_id}-other", unique_id, f"{unique_id}-2"):
+        sender.client.publish(f"emocam/{device}/availability", "online", qos=1)
+    lines = watcher.wait_for_lines(2)
+    time.sleep(0.3)  # a third line, if the filter failed, would have arrived by now
+    assert sorted(line.split("  ")[1] for line in watcher.lines) == sorted([unique_id, f"{unique_id}-2"])
+    assert all(line.endswith("is online") for line in lines)
+    assert watcher.interrupt() == 0
+
+
+def test_bad_arguments_exit_2_with_the_value_named(tmp_path: Path) -> None:
+    result = emocam("listen", "--device", "a/b")
+    assert result.returncode == 2 and "--device 'a/b'" in result.stderr and "Traceback" not in result.stderr
+    result = emocam("listen", "--broker", "http://host")
+    assert result.returncode == 2 and "http://host" in result.stderr
