@@ -198,3 +198,25 @@ def test_bad_arguments_exit_2_with_the_value_named(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--device 'a/b'" in result.stderr and "Traceback" not in result.stderr
     result = emocam("listen", "--broker", "http://host")
     assert result.returncode == 2 and "http://host" in result.stderr
+
+
+def test_readable_formats() -> None:
+    from datetime import datetime, timezone
+
+    from edge.listen import SummaryWindow, format_event, format_summary
+    from edge.payloads import parse_event
+
+    payload = {"schema": 1, "type": "changed", "ts": "2026-11-05T12:00:01.250Z", "device": "hall", "face": 4,
+               "emotion": "sad", "confidence": 0.666, "scores": {"happy": 0.334, "sad": 0.666},
+               "box": {"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2}, "model": "1.0", "previous": "happy"}
+    line = format_event(parse_event(payload))
+    local = datetime(2026, 11, 5, 12, 0, 1, tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert line == f"{local}  hall  face 4  sad 0.67  changed from happy"
+    window = SummaryWindow(start=1_700_000_000.0)
+    for kind, emotion in (("appeared", "sad"), ("changed", "happy"), ("left", "happy"), ("changed", "sad")):
+        event = {**payload, "type": kind, "emotion": emotion, "confidence": 0.666 if emotion == "sad" else 0.334}
+        event.pop("previous") if kind != "changed" else event.update(previous="happy" if emotion == "sad" else "sad")
+        window.add(parse_event(event))
+    (row,) = window.rows(end=1_700_000_060.0)
+    assert row["events"] == 3 and row["emotions"] == {"sad": {"count": 2, "share": 0.6667}, "happy": {"count": 1, "share": 0.3333}}
+    assert format_summary(row).endswith("  hall  3 events: sad 2 (67%), happy 1 (33%)")
