@@ -17,7 +17,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from train.data import CLASS_SCHEMES, DataError, Dataset, load_dataset
+from train.config import TrainConfig
+from train.data import CLASS_SCHEMES, DataError, Dataset, load_dataset, split_validation
 from train.metrics import Report, classification_report, format_report, write_confusion_png
 from train.predictors import DEFAULT_BATCH_SIZE, EvaluationError, Predictor, load_predictor, with_flip_tta
 
@@ -47,7 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", type=Path, help="a .tflite (with its .json sidecar), a .keras, or a run directory")
     parser.add_argument("data", type=Path, help="Kaggle-layout folder or .zip, fer2013.csv, or a <class>/ folder")
-    parser.add_argument("--split", default="test", help="train, test, publictest or privatetest (default: test)")
+    parser.add_argument(
+        "--split", default="test",
+        help="train, test, publictest, privatetest, or validation: the part of train/ a run held out for "
+        "model selection, drawn with --val-fraction and --seed (default: test)",
+    )
+    defaults = TrainConfig()
+    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
+                        help=f"with --split validation: the run's --val-fraction (default: {defaults.val_fraction})")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"with --split validation: the run's --seed (default: {defaults.seed})")
     parser.add_argument(
         "--classes",
         default=None,
@@ -89,12 +99,21 @@ def _check_output(path: Path | None) -> None:
         raise EvaluationError(f"--confusion-png {path}: folder {path.parent} does not exist; create it first")
 
 
+def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...]) -> Dataset:
+    """The split to score. ``validation`` is re-drawn from train/ exactly as ``fit`` drew it, so
+    choices such as flip TTA can be made without looking at the test split."""
+    if args.split != "validation":
+        return load_dataset(args.data, split=args.split, classes=classes)
+    train = load_dataset(args.data, split="train", classes=classes)
+    return split_validation(train, args.val_fraction, args.seed)[1]
+
+
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output(args.confusion_png)
     predictor = load_predictor(args.model, num_threads=args.threads, batch_size=args.batch_size)
     if args.flip_tta:
         predictor = with_flip_tta(predictor)
-    dataset = load_dataset(args.data, split=args.split, classes=_classes(args.classes, predictor))
+    dataset = _load_split(args, _classes(args.classes, predictor))
     for line in _skipped_lines(dataset):
         print(line, file=err)
     report = evaluate(predictor, dataset)

@@ -16,7 +16,7 @@ import pytest
 
 from edge.model_info import BUNDLED_MODEL
 from tests.conftest import fer2013_path
-from train.data import Dataset
+from train.data import Dataset, load_dataset, split_validation
 from train.evaluate import evaluate, main
 from train.predictors import EvaluationError, TflitePredictor, load_predictor, with_flip_tta
 
@@ -129,10 +129,10 @@ def test_tflite_predictor_runs_the_device_classifier_in_chunks() -> None:
     np.testing.assert_array_equal(probs, recorder.inner.probabilities(images))
 
 
-def write_kaggle_folder(root: Path, counts: dict[str, int]) -> Path:
+def write_kaggle_folder(root: Path, counts: dict[str, int], split: str = "test") -> Path:
     rng = np.random.default_rng(1)
     for name, count in counts.items():
-        folder = root / "test" / name
+        folder = root / split / name
         folder.mkdir(parents=True)
         for i in range(count):
             cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
@@ -154,6 +154,19 @@ def test_cli_json_is_one_object_and_skips_classes_the_model_lacks(
     assert result["per_class"]["happy"]["support"] == 3
     assert "skipped 1 'disgust'" in captured.err and "accuracy" in captured.err
     assert cv2.imread(str(png)) is not None
+
+
+def test_cli_validation_split_is_the_one_fit_held_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_kaggle_folder(tmp_path / "data", {"angry": 8, "happy": 12, "sad": 10}, split="train")
+    labels = load_predictor(BUNDLED_MODEL).labels
+    expected = split_validation(load_dataset(data, "train", labels, cache_dir=tmp_path), 0.2, 5)[1]
+    code = main([str(BUNDLED_MODEL), str(data), "--split", "validation", "--val-fraction", "0.2", "--seed", "5",
+                 "--json", "--threads", "1"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["n"] == len(expected) == 6
+    assert {c: result["per_class"][c]["support"] for c in ("angry", "happy", "sad")} == {
+        c: int((expected.labels == labels.index(c)).sum()) for c in ("angry", "happy", "sad")}
+    assert result["data"].endswith("[val 20%]")
 
 
 @pytest.mark.parametrize(
