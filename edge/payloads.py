@@ -169,11 +169,15 @@ def decode_json(payload: bytes | str) -> dict[str, Any]:
 
 
 def split_topic(topic: str, prefix: str = "emocam") -> tuple[str, str]:
-    """``emocam/kitchen/events`` -> (``kitchen``, ``events``); PayloadError for any other topic."""
-    parts = topic.split("/")
-    if len(parts) != 3 or parts[0] != prefix or not parts[1] or parts[2] not in TOPIC_KINDS:
+    """``emocam/kitchen/events`` -> (``kitchen``, ``events``); PayloadError for any other topic.
+
+    ``prefix`` may have several levels (``home/emocam``), as ``[mqtt] topic_prefix`` allows.
+    """
+    head, _, rest = topic.partition(prefix + "/")
+    parts = rest.split("/")
+    if head or len(parts) != 2 or not parts[0] or parts[1] not in TOPIC_KINDS:
         raise PayloadError("topic", [f"{topic!r} is not {prefix}/<device>/{{{','.join(TOPIC_KINDS)}}}"])
-    return parts[1], parts[2]
+    return parts[0], parts[1]
 
 
 def parse_message(topic: str, payload: bytes | str, prefix: str = "emocam") -> Message:

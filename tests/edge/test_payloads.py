@@ -158,6 +158,11 @@ def test_topics_route_to_the_right_type() -> None:
         parse_message("emocam/kitchen/snapshot", b"{}")
     with pytest.raises(PayloadError, match="topic"):
         parse_message("other/kitchen/events", wire(make_payload()))
+    nested = parse_message("home/emocam/kitchen/events", wire(make_payload()), prefix="home/emocam")
+    assert isinstance(nested, Event) and nested.device == "kitchen"
+    for wrong in ("emocam/kitchen/events", "home/emocam/a/b/events", "x/home/emocam/kitchen/events", "home/emocam//events"):
+        with pytest.raises(PayloadError, match="topic"):
+            parse_message(wrong, wire(make_payload()), prefix="home/emocam")
     with pytest.raises(PayloadError, match="device='kitchen' but the topic says 'hall'"):
         parse_message("emocam/hall/events", wire(make_payload()))
 
