@@ -29,6 +29,7 @@ from convert.quantize import (
     read_source,
     representative_indices,
     staging,
+    with_flip_averaging,
     write_model,
 )
 from convert.verify import Comparison, check_drop, compare, predict_all
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="write the model even if it lost more than --max-drop")
     parser.add_argument("--also", type=_precisions, default=(), metavar="float32,float16",
                         help="also write these precisions for comparison, as <out>-<precision>.tflite")
+    parser.add_argument("--flip-tta", action="store_true",
+                        help="bake flip test-time augmentation into the model (mean of the face and its mirror; "
+                        "twice the cost per face). Decide with emocam-train evaluate --split validation --flip-tta")
     parser.add_argument("--version", default="", help="model version for the sidecar (default: the date and time)")
     parser.add_argument("--name", default="", help="model name for the sidecar (default: the --out file name)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -122,6 +126,8 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     if not data:
         raise ConvertError(f"no --data given and {source.run_dir / 'config.json'} names no dataset; pass --data PATH")
     model, source = load_keras_model(source)
+    if args.flip_tta:
+        model, source = with_flip_averaging(model, source)
 
     train = _load(data, "train", source)
     test = _limit(_load(data, args.verify_split, source), args.verify_limit)
@@ -131,12 +137,14 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     calibration = pin_input_range(train.images[chosen], source.preprocessing)
     log.info("calibrating int8 on %d training images", len(calibration))
 
-    from train.predictors import load_predictor  # imports Keras
+    from train.predictors import load_predictor, with_flip_tta  # imports Keras
 
     try:
         reference = load_predictor(source.keras_path)
     except EmocamError as exc:  # its EvaluationError would otherwise read as a device failure
         raise ConvertError(str(exc)) from exc
+    if args.flip_tta:
+        reference = with_flip_tta(reference)
     if tuple(reference.labels) != source.labels:
         raise ConvertError(f"{source.keras_path} predicts {list(reference.labels)}, expected {list(source.labels)}")
     reference_probs = predict_all(reference, test.images)

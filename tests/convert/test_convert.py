@@ -151,6 +151,29 @@ def test_writes_int8_model_with_complete_sidecar(converted: Converted) -> None:
 
 @pytest.mark.tensorflow
 @requires_tf
+def test_flip_tta_is_baked_in_mirror_invariant_and_costed(trained: tuple[Path, Path], converted: Converted) -> None:
+    run, data = trained
+    out = run.parent / "flip" / "emo.tflite"
+    code, stdout, stderr = run_cli(run, "--data", data, "--out", out, "--representative-count", 60,
+                                   "--verify-limit", 90, "--flip-tta")
+    assert code == 0, stderr
+    info = load_model_info(out)
+    assert (info.architecture, info.macs) == ("band-net+flip-tta", 2 * 12345)
+    assert info.metrics["int8_accuracy"] >= 0.95
+    rng = np.random.default_rng(4)
+    faces = np.clip(band_faces(4, seed=5)[0].astype(int) + rng.integers(-40, 40, (24, 48, 48)), 0, 255).astype(np.uint8)
+    faces[:, :, :24] //= 2  # one-sided light: the plain model sees a face and its mirror differently
+    baked, plain = EmotionClassifier(out), EmotionClassifier(converted.out)
+    mirrored = np.ascontiguousarray(faces[:, :, ::-1])
+    # Not exact: each branch's activations get their own int8 ranges from the calibration set.
+    baked_gap = np.abs(baked.probabilities(faces) - baked.probabilities(mirrored)).mean()
+    plain_gap = np.abs(plain.probabilities(faces) - plain.probabilities(mirrored)).mean()
+    print(f"mean change of a probability when the face is mirrored: plain {plain_gap:.4f}, baked {baked_gap:.4f}")
+    assert baked_gap < 0.01 and plain_gap > 2 * baked_gap
+
+
+@pytest.mark.tensorflow
+@requires_tf
 def test_device_classifier_runs_the_int8_model(converted: Converted) -> None:
     classifier = EmotionClassifier(converted.out)
     assert classifier.dynamic_batch
