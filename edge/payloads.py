@@ -208,14 +208,22 @@ def parse_message(topic: str, payload: bytes | str, prefix: str = "emocam") -> M
 class _Checker:
     """Reads fields of one payload, collecting every problem rather than stopping at the first."""
 
-    def __init__(self, data: Any, what: str, known: Sequence[str]) -> None:
-        if not isinstance(data, Mapping):
-            raise PayloadError(what, [f"a JSON {type(data).__name__} where an object was expected"])
-        self.data, self.what, self.problems = data, what, []
+    def __init__(self, data: Mapping[str, Any], what: str, known: Sequence[str], prefix: str = "",
+                 problems: list[str] | None = None) -> None:
+        """``prefix`` names a nested object in messages (``faces[0].``); ``problems`` is its parent's list."""
+        self.data, self.what, self.prefix = data, what, prefix
+        self.problems: list[str] = [] if problems is None else problems
         self.extra = {k: v for k, v in data.items() if k not in known}
 
+    @classmethod
+    def of(cls, data: Any, what: str, known: Sequence[str]) -> "_Checker":
+        """A checker for a whole payload, which must be a JSON object."""
+        if not isinstance(data, Mapping):
+            raise PayloadError(what, [f"a JSON {type(data).__name__} where an object was expected"])
+        return cls(data, what, known)
+
     def fail(self, problem: str) -> None:
-        self.problems.append(problem)
+        self.problems.append(self.prefix + problem)
 
     def raise_if_any(self) -> None:
         if self.problems:
@@ -235,7 +243,7 @@ class _Checker:
         if key in self.data and self.data[key] is not None:
             return True
         if required:
-            self.fail(f"{key} is missing")
+            self.fail(f"{key} is {'null' if key in self.data else 'missing'}")
         return False
 
     def text(self, key: str, required: bool = True, empty_ok: bool = False) -> str | None:
@@ -259,7 +267,7 @@ class _Checker:
     def number(self, key: str, unit: bool = False, required: bool = True) -> float | None:
         if not self.present(key, required):
             return None
-        return _number(f"{key}", self.data[key], unit, self.problems)
+        return _number(self.prefix + key, self.data[key], unit, self.problems)
 
     def timestamp(self) -> datetime | None:
         value = self.data.get("ts")
@@ -275,10 +283,10 @@ class _Checker:
     def scores(self, key: str, required: bool = True) -> dict[str, float] | None:
         if not self.present(key, required):
             return None
-        return _scores(key, self.data[key], self.problems)
+        return _scores(self.prefix + key, self.data[key], self.problems)
 
-    def box(self, value: Any, name: str = "box") -> Box | None:
-        return _box(name, value, self.problems)
+    def box(self, key: str = "box") -> Box | None:
+        return _box(self.prefix + key, self.data.get(key), self.problems)
 
 
 def _is_int(value: Any) -> bool:
@@ -334,7 +342,7 @@ _STATS_FIELDS = ("schema", "ts", "device", "model", "uptime_s", "fps", "faces", 
 
 def parse_event(data: Any, labels: Sequence[str] | None = None) -> Event:
     """An event payload (decoded JSON) -> Event. ``labels``: also require exactly these score keys."""
-    c = _Checker(data, "event payload", _EVENT_FIELDS)
+    c = _Checker.of(data, "event payload", _EVENT_FIELDS)
     schema = c.schema()
     kind = c.text("type")
     if kind is not None and kind not in EVENT_TYPES:
@@ -343,7 +351,7 @@ def parse_event(data: Any, labels: Sequence[str] | None = None) -> Event:
     ts, device, model = c.timestamp(), c.text("device"), c.text("model", empty_ok=True)
     face = c.integer("face", minimum=1)
     emotion, confidence = c.text("emotion"), c.number("confidence", unit=True)
-    scores, box = c.scores("scores"), c.box(data.get("box"))
+    scores, box = c.scores("scores"), c.box()
     previous = c.text("previous", required=kind == "changed")
     if scores is not None:
         if labels is not None and list(scores) != list(labels):
@@ -362,7 +370,7 @@ def parse_event(data: Any, labels: Sequence[str] | None = None) -> Event:
 
 def parse_state(data: Any) -> State:
     """A retained state payload (decoded JSON) -> State."""
-    c = _Checker(data, "state payload", _STATE_FIELDS)
+    c = _Checker.of(data, "state payload", _STATE_FIELDS)
     schema = c.schema()
     ts, device = c.timestamp(), c.text("device")
     model = c.text("model", empty_ok=True)
@@ -394,15 +402,10 @@ def _face_in_view(name: str, item: Any, problems: list[str]) -> FaceInView | Non
         problems.append(f"{name}={item!r} must be an object")
         return None
     before = len(problems)
-    face = item.get("face")
-    if not _is_int(face) or face < 1:
-        problems.append(f"{name}.face={face!r} must be an integer >= 1")
-    emotion = item.get("emotion")
-    if not isinstance(emotion, str) or not emotion:
-        problems.append(f"{name}.emotion={emotion!r} must be a non-empty string")
-    confidence = _number(f"{name}.confidence", item.get("confidence"), True, problems)
-    box = _box(f"{name}.box", item.get("box"), problems)
-    scores = _scores(f"{name}.scores", item["scores"], problems) if "scores" in item else {}
+    c = _Checker(item, "state payload", _FACE_FIELDS, prefix=f"{name}.", problems=problems)
+    face, emotion = c.integer("face", minimum=1), c.text("emotion")
+    confidence, box = c.number("confidence", unit=True), c.box()
+    scores = c.scores("scores", required="scores" in item)  # absent from emocam versions before scores were sent
     if len(problems) > before:
         return None
     return FaceInView(face, emotion, confidence, box, scores or {})  # type: ignore[arg-type]
@@ -410,7 +413,7 @@ def _face_in_view(name: str, item: Any, problems: list[str]) -> FaceInView | Non
 
 def parse_stats(data: Any) -> Stats:
     """A stats payload (decoded JSON) -> Stats."""
-    c = _Checker(data, "stats payload", _STATS_FIELDS)
+    c = _Checker.of(data, "stats payload", _STATS_FIELDS)
     schema = c.schema()
     ts, device = c.timestamp(), c.text("device")
     model = c.text("model", empty_ok=True)
