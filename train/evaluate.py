@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from train.config import TrainConfig
-from train.data import CLASS_SCHEMES, DataError, Dataset, load_dataset, split_validation
+from train.data import CLASS_SCHEMES, DataError, Dataset, load_dataset
 from train.metrics import Report, classification_report, format_report, write_confusion_png
 from train.predictors import DEFAULT_BATCH_SIZE, EvaluationError, Predictor, load_predictor, with_flip_tta
 
@@ -104,8 +104,10 @@ def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...]) -> Dat
     choices such as flip TTA can be made without looking at the test split."""
     if args.split != "validation":
         return load_dataset(args.data, split=args.split, classes=classes)
-    train = load_dataset(args.data, split="train", classes=classes)
-    return split_validation(train, args.val_fraction, args.seed)[1]
+    from train.fit import load_training_data  # the one place the validation split is drawn
+
+    cfg = TrainConfig(data=str(args.data), classes=classes, val_fraction=args.val_fraction, seed=args.seed)  # type: ignore[arg-type]
+    return load_training_data(cfg)[1]
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
