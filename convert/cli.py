@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,14 +30,17 @@ from convert.quantize import (
     read_source,
     representative_indices,
     staging,
+    with_ensemble_averaging,
     with_flip_averaging,
     write_model,
 )
-from convert.verify import Comparison, check_drop, compare, predict_all
+from convert.verify import Comparison, Predictor, check_drop, compare, predict_all
 from edge.classifier import EmotionClassifier
 from edge.errors import EmocamError
 from edge.model_info import write_model_info
+from train.config import TrainConfig
 from train.data import DataError, Dataset, default_cache_dir, load_dataset, subset
+from train.metrics import classification_report
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip-tta", action="store_true",
                         help="bake flip test-time augmentation into the model (mean of the face and its mirror; "
                         "twice the cost per face). Decide with emocam-train evaluate --split validation --flip-tta")
+    parser.add_argument("--ensemble-with", type=Path, action="append", default=[], metavar="SOURCE",
+                        help="average SOURCE's probabilities with the first model's, in one model (repeat for "
+                        "more; the cost per face adds up). Decide with emocam-train evaluate --split validation "
+                        "--ensemble-with")
     parser.add_argument("--version", default="", help="model version for the sidecar (default: the date and time)")
     parser.add_argument("--name", default="", help="model name for the sidecar (default: the --out file name)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -118,6 +126,57 @@ def _load(data: str, split: str, source: Source) -> Dataset:
     return dataset
 
 
+def _validation_split(data: str, source: Source) -> Dataset | None:
+    """The run's own validation split, re-drawn as ``emocam-train fit`` drew it, so the sidecar can
+    say how the converted model scores on data that chose it. None when the run did not record it."""
+    if not source.val_fraction:
+        log.warning("%s records no validation split; the sidecar will have no validation metrics", source.run_dir)
+        return None
+    from train.fit import load_training_data  # the one place the validation split is drawn
+
+    cfg = TrainConfig(data=data, extra_data=source.extra_data, classes=source.classes or source.labels,  # type: ignore[arg-type]
+                      val_fraction=source.val_fraction, seed=source.seed, cache_dir=source.cache_dir)
+    validation = load_training_data(cfg)[1]
+    if validation.label_names != source.labels:
+        raise ConvertError(
+            f"{validation.source} gives classes {list(validation.label_names)}, but the model's labels are {list(source.labels)}"
+        )
+    return validation
+
+
+def _validation_metrics(classifier: EmotionClassifier, validation: Dataset | None) -> dict[str, Any]:
+    if validation is None:
+        return {}
+    report = classification_report(validation.labels, predict_all(classifier, validation.images), classifier.labels)
+    return {"split": "validation", "source": validation.source, "accuracy": round(report.accuracy, 6),
+            "macro_f1": round(report.macro_f1, 6), "n": report.n}
+
+
+def _load_models(args: argparse.Namespace) -> tuple[Any, Source, list[Path]]:
+    """The model to convert, what it was made from, and its members' .keras files: one run, or
+    several averaged; then flip TTA."""
+    members = [load_keras_model(read_source(path)) for path in (args.source, *args.ensemble_with)]
+    model, source = with_ensemble_averaging(members) if len(members) > 1 else members[0]
+    if args.flip_tta:
+        model, source = with_flip_averaging(model, source)
+    return model, source, [member.keras_path for _, member in members]
+
+
+def _reference(keras_paths: list[Path], flip_tta: bool, source: Source) -> Predictor:
+    """The float Keras model(s), averaged and mirrored as the converted model is."""
+    from train.predictors import ensemble, load_predictor, with_flip_tta  # imports Keras
+
+    try:
+        reference = ensemble([load_predictor(path) for path in keras_paths])
+    except EmocamError as exc:  # its EvaluationError would otherwise read as a device failure
+        raise ConvertError(str(exc)) from exc
+    if flip_tta:
+        reference = with_flip_tta(reference)
+    if tuple(reference.labels) != source.labels:
+        raise ConvertError(f"{source.keras_path} predicts {list(reference.labels)}, expected {list(source.labels)}")
+    return reference
+
+
 def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     """Every step, in order; returns the files written. Raises EmocamError or DataError."""
     check_output_path(args.out)
@@ -125,9 +184,7 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     data = args.data or source.data
     if not data:
         raise ConvertError(f"no --data given and {source.run_dir / 'config.json'} names no dataset; pass --data PATH")
-    model, source = load_keras_model(source)
-    if args.flip_tta:
-        model, source = with_flip_averaging(model, source)
+    model, source, keras_paths = _load_models(args)
 
     train = _load(data, "train", source)
     test = _limit(_load(data, args.verify_split, source), args.verify_limit)
@@ -137,17 +194,8 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     calibration = pin_input_range(train.images[chosen], source.preprocessing)
     log.info("calibrating int8 on %d training images", len(calibration))
 
-    from train.predictors import load_predictor, with_flip_tta  # imports Keras
-
-    try:
-        reference = load_predictor(source.keras_path)
-    except EmocamError as exc:  # its EvaluationError would otherwise read as a device failure
-        raise ConvertError(str(exc)) from exc
-    if args.flip_tta:
-        reference = with_flip_tta(reference)
-    if tuple(reference.labels) != source.labels:
-        raise ConvertError(f"{source.keras_path} predicts {list(reference.labels)}, expected {list(source.labels)}")
-    reference_probs = predict_all(reference, test.images)
+    validation = _validation_split(data, source)
+    reference_probs = predict_all(_reference(keras_paths, args.flip_tta, source), test.images)
 
     name = args.name or args.out.stem
     version = args.version or f"{now:%Y.%m.%d-%H%M}"
@@ -161,12 +209,16 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
             content = convert_keras(model, precision, calibration if precision == "int8" else None)
             model_name = name if precision == "int8" else f"{name}-{precision}"
             info = write_model(path, content, source, model_name, version, now)
+            classifier = EmotionClassifier(path, threads)
             result = compare(
-                precision, EmotionClassifier(path, threads), reference_probs,
-                test.images, test.labels, source.labels, args.verify_split,
+                precision, classifier, reference_probs, test.images, test.labels, source.labels, args.verify_split
             )
             print(result.summary())
-            write_model_info(path, replace(info, metrics=result.to_metrics(str(data), dict(source.validation))))
+            validation_metrics = _validation_metrics(classifier, validation)
+            if validation_metrics:
+                print(f"{precision:>7}: validation accuracy {validation_metrics['accuracy']:.2%} "
+                      f"[{validation_metrics['source']}, n={validation_metrics['n']}]")
+            write_model_info(path, replace(info, metrics=result.to_metrics(str(data), validation_metrics)))
             staged.append(path)
             results.append(result)
         if args.force and results[0].drop_points > args.max_drop:

@@ -63,7 +63,12 @@ class Source:
     classes: str | tuple[str, ...] = ()  # the run's class scheme ("six", "merge-disgust", ...)
     data: str = ""  # the dataset the run trained on; '' when unknown
     cache_dir: str = ""  # where the run cached decoded data; '' for the default
-    validation: Mapping[str, Any] = field(default_factory=dict)  # metrics.json of the run
+    # How the run drew its validation split from its data, so conversion can score the converted
+    # model on it; val_fraction 0 when the run did not record it (a bare .keras file).
+    val_fraction: float = 0.0
+    seed: int = 0
+    extra_data: tuple[str, ...] = ()
+    ensemble_runs: tuple[Path, ...] = ()  # the other members' runs when several models are averaged
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -127,19 +132,19 @@ def read_source(path: Path) -> Source:
     except (TypeError, ValueError) as exc:
         raise ConvertError(f"run config {config_path}: preprocessing {exc}") from exc
 
-    validation: Mapping[str, Any] = {}
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.is_file():
-        metrics = _read_json_object(metrics_path, "run metrics")
-        # Scalars only (accuracy, macro-F1, n, split): the per-class table and confusion matrix
-        # stay in the run directory rather than bloating every sidecar.
-        validation = {k: v for k, v in metrics.items() if isinstance(v, (str, int, float, bool))}
-
     classes = config.get("classes", "")
+    extra_data = config.get("extra_data", [])
     try:
         params, macs = int(config.get("params", 0) or 0), int(config.get("macs", 0) or 0)
+        # fit always records its split; a hand-written config without a seed has no split to redraw.
+        val_fraction = float(config.get("val_fraction", 0.1)) if "seed" in config else 0.0
+        seed = int(config.get("seed", 0))
     except (TypeError, ValueError) as exc:
-        raise ConvertError(f"run config {config_path}: params and macs must be integers ({exc})") from exc
+        raise ConvertError(
+            f"run config {config_path}: params, macs, val_fraction and seed must be numbers ({exc})"
+        ) from exc
+    if not isinstance(extra_data, list) or not all(isinstance(item, str) for item in extra_data):
+        raise ConvertError(f"run config {config_path}: extra_data must be a list of dataset paths, got {extra_data!r}")
     return Source(
         keras_path=keras_path,
         run_dir=run_dir,
@@ -151,7 +156,9 @@ def read_source(path: Path) -> Source:
         classes=tuple(str(c) for c in classes) if isinstance(classes, list) else str(classes),
         data=str(config.get("data", "") or ""),
         cache_dir=str(config.get("cache_dir", "") or ""),
-        validation=validation,
+        val_fraction=val_fraction,
+        seed=seed,
+        extra_data=tuple(extra_data),
     )
 
 
@@ -332,7 +339,7 @@ def describe(model_path: Path, source: Source, name: str, version: str, created:
         architecture=source.architecture,
         params=source.params,
         macs=source.macs,
-        source_run=str(source.run_dir),
+        source_run=" + ".join(str(run) for run in (source.run_dir, *source.ensemble_runs)),
         created=created.isoformat(timespec="seconds"),
     )
 
@@ -347,6 +354,38 @@ def with_flip_averaging(model: Any, source: Source) -> tuple[Any, Source]:
     outputs = keras.layers.Average(name="flip_average")([model(inputs), model(mirrored)])
     averaged = keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
     return averaged, replace(source, architecture=f"{source.architecture}+flip-tta", macs=2 * source.macs)
+
+
+def with_ensemble_averaging(members: list[tuple[Any, Source]]) -> tuple[Any, Source]:
+    """Bake an ensemble into one model: the mean of the members' probabilities. Members must share
+    labels and preprocessing; the first one's run stands for the rest (split, data, calibration).
+    The cost per face is the sum of the members' (the MACs say so)."""
+    (first_model, first), others = members[0], members[1:]
+    for _, other in others:
+        if other.labels != first.labels:
+            raise ConvertError(
+                f"{other.keras_path} predicts {list(other.labels)}, but {first.keras_path} predicts "
+                f"{list(first.labels)}; an ensemble averages models trained on the same classes"
+            )
+        if other.preprocessing != first.preprocessing:
+            raise ConvertError(
+                f"{other.keras_path} was trained on {other.preprocessing.to_dict()} faces, but {first.keras_path} "
+                f"on {first.preprocessing.to_dict()}; an ensemble's members must take the same input"
+            )
+    keras = _keras()
+    inputs = keras.Input(first_model.inputs[0].shape[1:], name="face")
+    # Each member is wrapped under its own name: runs of one architecture share layer and model names.
+    outputs = [
+        keras.Model(model.inputs[0], model.outputs[0], name=f"member_{i}")(inputs) for i, (model, _) in enumerate(members)
+    ]
+    averaged = keras.Model(inputs, keras.layers.Average(name="ensemble_average")(outputs), name="ensemble")
+    return averaged, replace(
+        first,
+        architecture=f"ensemble[{', '.join(source.architecture for _, source in members)}]",
+        params=sum(source.params for _, source in members),
+        macs=sum(source.macs for _, source in members),
+        ensemble_runs=tuple(source.run_dir for _, source in others),
+    )
 
 
 def write_model(path: Path, content: bytes, source: Source, name: str, version: str, created: datetime) -> ModelInfo:

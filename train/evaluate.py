@@ -20,7 +20,14 @@ import numpy as np
 from train.config import TrainConfig
 from train.data import CLASS_SCHEMES, DataError, Dataset, load_dataset
 from train.metrics import Report, classification_report, format_report, write_confusion_png
-from train.predictors import DEFAULT_BATCH_SIZE, EvaluationError, Predictor, load_predictor, with_flip_tta
+from train.predictors import (
+    DEFAULT_BATCH_SIZE,
+    EvaluationError,
+    Predictor,
+    ensemble,
+    load_predictor,
+    with_flip_tta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     parser.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image")
+    parser.add_argument("--ensemble-with", type=Path, action="append", default=[], metavar="MODEL",
+                        help="average MODEL's probabilities with the first model's (repeat for more); "
+                        "the choice emocam-convert --ensemble-with bakes in")
     parser.add_argument("--confusion-png", type=Path, default=None, metavar="PATH", help="also draw the confusion matrix")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="faces per model call (default: 256)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default 0: all cores)")
@@ -112,7 +122,8 @@ def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...]) -> Dat
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output(args.confusion_png)
-    predictor = load_predictor(args.model, num_threads=args.threads, batch_size=args.batch_size)
+    models = [args.model, *args.ensemble_with]
+    predictor = ensemble([load_predictor(path, num_threads=args.threads, batch_size=args.batch_size) for path in models])
     if args.flip_tta:
         predictor = with_flip_tta(predictor)
     dataset = _load_split(args, _classes(args.classes, predictor))
@@ -120,7 +131,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(line, file=err)
     report = evaluate(predictor, dataset)
     human = out if not args.json else err
-    print(f"model {args.model} on {dataset.source}{' (flip TTA)' if args.flip_tta else ''}", file=human)
+    name = " + ".join(str(path) for path in models)
+    print(f"model {name} on {dataset.source}{' (flip TTA)' if args.flip_tta else ''}", file=human)
     print(format_report(report), file=human)
     if args.confusion_png is not None:
         write_confusion_png(report, args.confusion_png)  # logs the path it wrote
@@ -133,6 +145,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "skipped": dict(sorted(dataset.dropped.items())),
             "unreadable": dataset.skipped,
             "flip_tta": bool(args.flip_tta),
+            "ensemble_with": [str(path) for path in args.ensemble_with],
         }
         print(json.dumps(result), file=out)
     return 0

@@ -192,6 +192,35 @@ def with_flip_tta(predictor: Predictor) -> Predictor:
     return FlipTTAPredictor(predictor)
 
 
+class EnsemblePredictor:
+    """The mean of several predictors' probabilities; all must share labels in the same order."""
+
+    def __init__(self, members: list[Predictor]) -> None:
+        if not members:
+            raise EvaluationError("an ensemble needs at least one model")
+        first = tuple(members[0].labels)
+        for member in members[1:]:
+            if tuple(member.labels) != first:
+                raise EvaluationError(
+                    f"{getattr(member, 'path', member)} predicts {list(member.labels)}, but "
+                    f"{getattr(members[0], 'path', members[0])} predicts {list(first)}; "
+                    "an ensemble averages models trained on the same classes"
+                )
+        self.members = members
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.members[0].labels)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return np.mean([member.probabilities(images) for member in self.members], axis=0).astype(np.float32)
+
+
+def ensemble(predictors: list[Predictor]) -> Predictor:
+    """Average the predictors (one alone is returned as it is)."""
+    return predictors[0] if len(predictors) == 1 else EnsemblePredictor(predictors)
+
+
 def load_predictor(path: Path, num_threads: int = 0, batch_size: int = DEFAULT_BATCH_SIZE) -> Predictor:
     """A .tflite, a .keras, or a run directory (its best.keras); ``num_threads`` 0 = all cores."""
     path = Path(path)

@@ -142,7 +142,11 @@ def test_writes_int8_model_with_complete_sidecar(converted: Converted) -> None:
     assert info.created.startswith("20")
     metrics = info.metrics
     assert (metrics["split"], metrics["n"], metrics["data"]) == ("test", 90, str(converted.data))
-    assert metrics["validation"] == {"split": "validation", "accuracy": 0.99, "n": 18}
+    # The converted int8 model itself, on the split the run held out (10% of 180 training faces).
+    validation = metrics["validation"]
+    assert (validation["split"], validation["n"]) == ("validation", 18)
+    assert validation["source"].endswith("[val 10%]") and validation["accuracy"] >= 0.9
+    assert "validation accuracy" in converted.stdout
     assert metrics["float_accuracy"] >= 0.95
     assert metrics["int8_accuracy"] >= 0.95
     assert metrics["agreement"] >= 0.95
@@ -170,6 +174,51 @@ def test_flip_tta_is_baked_in_mirror_invariant_and_costed(trained: tuple[Path, P
     plain_gap = np.abs(plain.probabilities(faces) - plain.probabilities(mirrored)).mean()
     print(f"mean change of a probability when the face is mirrored: plain {plain_gap:.4f}, baked {baked_gap:.4f}")
     assert baked_gap < 0.01 and plain_gap > 2 * baked_gap
+
+
+@pytest.mark.tensorflow
+@requires_tf
+def test_ensemble_is_baked_in_as_the_mean_of_its_members(trained: tuple[Path, Path]) -> None:
+    import keras
+
+    run, data = trained
+    # A member that answers every band one class up (the first model with its output units
+    # rotated): averaged with the first, each face's probability splits between its class and the
+    # next, which neither member gives alone.
+    first = keras.saving.load_model(run / "best.keras")
+    shifted = tiny_model()
+    weights = first.get_weights()
+    weights[-2], weights[-1] = np.roll(weights[-2], 1, axis=1), np.roll(weights[-1], 1)
+    shifted.set_weights(weights)
+    other = write_run(run.parent / "shifted-run", shifted, data)
+    out = run.parent / "ensemble" / "emo.tflite"
+    code, stdout, stderr = run_cli(run, "--ensemble-with", other, "--data", data, "--out", out,
+                                   "--representative-count", 60, "--verify-limit", 90, "--max-drop", "100")
+    assert code == 0, stderr
+    info = load_model_info(out)
+    assert (info.architecture, info.macs) == ("ensemble[band-net, band-net]", 2 * 12345)
+    assert info.params == 2 * shifted.count_params()
+    assert info.source_run == f"{run} + {other}"
+    faces, labels = band_faces(4, seed=6)
+    pixels = faces[..., None].astype(np.float32)
+    expected = (first.predict(pixels, verbose=0) + shifted.predict(pixels, verbose=0)) / 2
+    probs = EmotionClassifier(out).probabilities(faces)
+    rows = np.arange(len(labels))
+    assert np.abs(probs - expected).max() < 0.05
+    assert probs[rows, labels].min() > 0.3 and probs[rows, (labels + 1) % len(LABELS)].min() > 0.3
+
+
+@pytest.mark.tensorflow
+@requires_tf
+def test_ensemble_members_with_other_labels_are_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    run, data = trained
+    other = tmp_path / "reordered"
+    shutil.copytree(run, other)
+    (other / "labels.json").write_text(json.dumps(list(reversed(LABELS))))
+    code, _, stderr = run_cli(run, "--ensemble-with", other, "--data", data, "--out", tmp_path / "m.tflite")
+    assert code == 2
+    assert f"{other / 'best.keras'}" in stderr and "same classes" in stderr
+    assert not (tmp_path / "m.tflite").exists()
 
 
 @pytest.mark.tensorflow

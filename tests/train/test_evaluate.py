@@ -18,7 +18,7 @@ from edge.model_info import BUNDLED_MODEL
 from tests.conftest import fer2013_path
 from train.data import Dataset, load_dataset, split_validation
 from train.evaluate import evaluate, main
-from train.predictors import EvaluationError, TflitePredictor, load_predictor, with_flip_tta
+from train.predictors import EvaluationError, TflitePredictor, ensemble, load_predictor, with_flip_tta
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ("angry", "happy", "surprise")
@@ -77,6 +77,43 @@ def test_flip_tta_averages_the_image_and_its_mirror() -> None:
     tta = with_flip_tta(LeftRightPredictor())
     assert tta.labels == ("angry", "happy")
     assert tta.probabilities(image).tolist() == [[0.5, 0.5]]
+
+
+class ConstantPredictor:
+    def __init__(self, probabilities: list[float], labels: tuple[str, ...] = ("angry", "happy")) -> None:
+        self.labels, self._row = labels, np.array(probabilities, dtype=np.float32)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return np.tile(self._row, (len(images), 1))
+
+
+def test_ensemble_averages_its_members_probabilities() -> None:
+    averaged = ensemble([ConstantPredictor([1.0, 0.0]), ConstantPredictor([0.2, 0.8]), LeftRightPredictor()])
+    image = np.zeros((2, 48, 48), dtype=np.uint8)
+    image[:, :, :24] = 200  # LeftRightPredictor says [1, 0]
+    assert averaged.labels == ("angry", "happy")
+    assert averaged.probabilities(image) == pytest.approx(np.array([[2.2 / 3, 0.8 / 3]] * 2))
+    single = ConstantPredictor([0.5, 0.5])
+    assert ensemble([single]) is single
+
+
+def test_ensemble_refuses_members_with_other_labels() -> None:
+    with pytest.raises(EvaluationError, match="same classes"):
+        ensemble([ConstantPredictor([1.0, 0.0]), ConstantPredictor([1.0, 0.0], labels=("happy", "angry"))])
+
+
+def test_cli_ensemble_of_a_model_with_itself_scores_as_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_kaggle_folder(tmp_path / "data", {"angry": 3, "happy": 3, "sad": 3})
+    assert main([str(BUNDLED_MODEL), str(data), "--json", "--threads", "1"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert main([str(BUNDLED_MODEL), str(data), "--json", "--threads", "1", "--ensemble-with", str(BUNDLED_MODEL)]) == 0
+    captured = capsys.readouterr()
+    doubled = json.loads(captured.out)
+    assert doubled["ensemble_with"] == [str(BUNDLED_MODEL)] and single["ensemble_with"] == []
+    assert doubled["confusion_matrix"] == single["confusion_matrix"]
+    assert f"{BUNDLED_MODEL} + {BUNDLED_MODEL}" in captured.err
 
 
 @pytest.mark.parametrize(
