@@ -120,6 +120,7 @@ class Listener:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._connects = 0
+        self._reported_unreachable = False  # one warning per outage, not one per back-off step
 
     def run(self) -> int:
         broker = self.settings.broker
@@ -181,13 +182,16 @@ class Listener:
             log.warning("broker %s:%d refused the connection: %s", self.settings.broker.host, self.settings.broker.port, reason)
             return
         self._connects += 1
+        self._reported_unreachable = False
         log.info("%s MQTT broker %s:%d", "connected to" if self._connects == 1 else "reconnected to",
                  self.settings.broker.host, self.settings.broker.port)
         for topic in self._topics:  # sessions are clean: subscriptions are renewed on every connect
             client.subscribe(topic, qos=1)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        log.warning("MQTT broker %s:%d unreachable; retrying", self.settings.broker.host, self.settings.broker.port)
+        report = log.debug if self._reported_unreachable else log.warning
+        report("MQTT broker %s:%d unreachable; retrying until it is back", self.settings.broker.host, self.settings.broker.port)
+        self._reported_unreachable = True
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if not self.stop.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,11 +30,11 @@ EVENT_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}  (\S+)  face (\d+
 class Listen:
     """``emocam listen ARGS`` in the background; stdout lines collected on a thread."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.stderr_path = tmp_path / f"listen-{time.monotonic_ns()}.err"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edge", "listen", *args], stdout=subprocess.PIPE,
-            stderr=self.stderr_path.open("w"), text=True, env=clean_env(), cwd=REPO,
+            stderr=self.stderr_path.open("w"), text=True, env=clean_env(env), cwd=REPO,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -75,8 +76,8 @@ class Listen:
 def listen(tmp_path: Path):
     started: list[Listen] = []
 
-    def make(*args: str) -> Listen:
-        process = Listen(tmp_path, *args)
+    def make(*args: str, env: dict[str, str] | None = None) -> Listen:
+        process = Listen(tmp_path, *args, env=env)
         started.append(process)
         return process
 
@@ -190,6 +191,18 @@ def test_reconnects_after_the_broker_restarts_and_filters_devices(own_broker: Br
     time.sleep(0.3)  # a third line, if the filter failed, would have arrived by now
     assert sorted(line.split("  ")[1] for line in watcher.lines) == sorted([unique_id, f"{unique_id}-2"])
     assert all(line.endswith("is online") for line in lines)
+    assert watcher.interrupt() == 0
+
+
+def test_an_unreachable_broker_is_reported_once_per_outage(tmp_path: Path, listen: Any) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    watcher = listen("--broker", f"mqtt://127.0.0.1:{port}", env={"EMOCAM_LOG_LEVEL": "debug"})
+    # Each retry is logged at debug level: wait for the third, then count the warnings.
+    watcher.wait_for_stderr("unreachable; retrying", count=3)
+    assert watcher.stderr.count("WARNING") == 1, watcher.stderr
+    assert f"127.0.0.1:{port} unreachable" in watcher.stderr
     assert watcher.interrupt() == 0
 
 
