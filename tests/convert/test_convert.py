@@ -342,6 +342,30 @@ def test_text_file_named_keras_is_not_a_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"seed": 7, "val_fraction": 0.2, "extra_data": ["mine"]}, (0.2, 7, ("mine",))),
+        ({"seed": 7}, (0.1, 7, ())),  # fit's default fraction
+        ({}, (0.0, 0, ())),  # no recorded split: the sidecar gets no validation metrics
+    ],
+)
+def test_the_runs_validation_split_is_read_from_its_config(tmp_path: Path, config: dict, expected: tuple) -> None:
+    (tmp_path / "best.keras").write_bytes(b"")
+    (tmp_path / "labels.json").write_text(json.dumps(list(LABELS)))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    source = quantize.read_source(tmp_path)
+    assert (source.val_fraction, source.seed, source.extra_data) == expected
+
+
+def test_bad_split_in_the_run_config_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "best.keras").write_bytes(b"")
+    (tmp_path / "labels.json").write_text(json.dumps(list(LABELS)))
+    (tmp_path / "config.json").write_text(json.dumps({"seed": "x"}))
+    with pytest.raises(quantize.ConvertError, match="config.json.*seed"):
+        quantize.read_source(tmp_path)
+
+
+@pytest.mark.parametrize(
     ("name", "expected"),
     [
         ("missing.keras", "does not exist"),
