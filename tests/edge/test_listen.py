@@ -206,6 +206,24 @@ def test_an_unreachable_broker_is_reported_once_per_outage(tmp_path: Path, liste
     assert watcher.interrupt() == 0
 
 
+def test_the_subscriber_side_loads_no_camera_or_model_stack(tmp_path: Path) -> None:
+    config = tmp_path / "emocam.toml"
+    config.write_text('[mqtt]\nurl = "mqtt://localhost"\n')
+    script = (
+        "import json, sys\n"
+        "import edge.cli, edge.listen, edge.ha_discovery\n"
+        "from pathlib import Path\n"
+        "from edge.config import load_config\n"
+        f"settings = load_config(Path({str(config)!r}), {{}}, {{}}).mqtt_settings()\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT,
+                            env=clean_env(), cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    roots = set(json.loads(result.stdout))
+    assert "paho" in roots and not {"cv2", "ai_edge_litert", "tflite_runtime"} & roots
+
+
 def test_bad_arguments_exit_2_with_the_value_named(tmp_path: Path) -> None:
     result = emocam("listen", "--device", "a/b")
     assert result.returncode == 2 and "--device 'a/b'" in result.stderr and "Traceback" not in result.stderr
