@@ -113,15 +113,19 @@ def _limit(dataset: Dataset, limit: int) -> Dataset:
     return subset(dataset, index, f"[{limit} sampled]")
 
 
-def _load(data: str, split: str, source: Source) -> Dataset:
-    # The run's class scheme, so merge-disgust data is merged here too, not dropped; and the run's
-    # cache, so the images training decoded are not decoded again.
-    cache_dir = Path(source.cache_dir) if source.cache_dir else default_cache_dir()
-    dataset = load_dataset(data, split, source.classes or source.labels, source.preprocessing, cache_dir)
+def _check_classes(dataset: Dataset, source: Source) -> Dataset:
     if dataset.label_names != source.labels:
         raise ConvertError(
             f"{dataset.source} gives classes {list(dataset.label_names)}, but the model's labels are {list(source.labels)}"
         )
+    return dataset
+
+
+def _load(data: str, split: str, source: Source) -> Dataset:
+    # The run's class scheme, so merge-disgust data is merged here too, not dropped; and the run's
+    # cache, so the images training decoded are not decoded again.
+    cache_dir = Path(source.cache_dir) if source.cache_dir else default_cache_dir()
+    dataset = _check_classes(load_dataset(data, split, source.classes or source.labels, source.preprocessing, cache_dir), source)
     log.info("%s", dataset.summary())
     return dataset
 
@@ -136,12 +140,7 @@ def _validation_split(data: str, source: Source) -> Dataset | None:
 
     cfg = TrainConfig(data=data, extra_data=source.extra_data, classes=source.classes or source.labels,  # type: ignore[arg-type]
                       val_fraction=source.val_fraction, seed=source.seed, cache_dir=source.cache_dir)
-    validation = load_training_data(cfg)[1]
-    if validation.label_names != source.labels:
-        raise ConvertError(
-            f"{validation.source} gives classes {list(validation.label_names)}, but the model's labels are {list(source.labels)}"
-        )
-    return validation
+    return _check_classes(load_training_data(cfg)[1], source)
 
 
 def _validation_metrics(classifier: EmotionClassifier, validation: Dataset | None) -> dict[str, Any]:
@@ -152,10 +151,10 @@ def _validation_metrics(classifier: EmotionClassifier, validation: Dataset | Non
             "macro_f1": round(report.macro_f1, 6), "n": report.n}
 
 
-def _load_models(args: argparse.Namespace) -> tuple[Any, Source, list[Path]]:
-    """The model to convert, what it was made from, and its members' .keras files: one run, or
-    several averaged; then flip TTA."""
-    members = [load_keras_model(read_source(path)) for path in (args.source, *args.ensemble_with)]
+def _load_models(source: Source, args: argparse.Namespace) -> tuple[Any, Source, list[Path]]:
+    """The model to convert, what it was made from, and its members' .keras files: ``source``
+    alone or averaged with the --ensemble-with runs; then flip TTA."""
+    members = [load_keras_model(source), *(load_keras_model(read_source(path)) for path in args.ensemble_with)]
     model, source = with_ensemble_averaging(members) if len(members) > 1 else members[0]
     if args.flip_tta:
         model, source = with_flip_averaging(model, source)
@@ -184,7 +183,7 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     data = args.data or source.data
     if not data:
         raise ConvertError(f"no --data given and {source.run_dir / 'config.json'} names no dataset; pass --data PATH")
-    model, source, keras_paths = _load_models(args)
+    model, source, keras_paths = _load_models(source, args)
 
     train = _load(data, "train", source)
     test = _limit(_load(data, args.verify_split, source), args.verify_limit)
