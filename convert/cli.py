@@ -136,11 +136,11 @@ def _validation_split(data: str, source: Source) -> Dataset | None:
     if not source.val_fraction:
         log.warning("%s records no validation split; the sidecar will have no validation metrics", source.run_dir)
         return None
-    from train.fit import load_training_data  # the one place the validation split is drawn
+    from train.data import training_split  # the one place the validation split is drawn
 
     cfg = TrainConfig(data=data, extra_data=source.extra_data, classes=source.classes or source.labels,  # type: ignore[arg-type]
                       val_fraction=source.val_fraction, seed=source.seed, cache_dir=source.cache_dir)
-    return _check_classes(load_training_data(cfg)[1], source)
+    return _check_classes(training_split(cfg)[1], source)
 
 
 def _validation_metrics(classifier: EmotionClassifier, validation: Dataset | None) -> dict[str, Any]:

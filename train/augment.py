@@ -5,7 +5,9 @@ backend they dominate the step (measured on this CPU, 32-image steps of vgg-s: 5
 0.5 s with augmentation off; on an H200, 3 s per 64-image step of vgg-l), which defeats a GPU.
 Here each batch is augmented in the input pipeline instead: one affine warp per image (rotation,
 shear, zoom, shift and flip composed into a single matrix, so the face is resampled once), then
-brightness, contrast and random erasing.
+brightness, contrast and random erasing. Before the warp a face may be re-encoded as a JPEG, as
+the test files and many users' photos are; after it, a random crop (``--crop``) trains a
+pooling-head network on 40x40 views of the 48x48 face, about 1.45x cheaper per step.
 """
 
 from __future__ import annotations
@@ -32,14 +34,22 @@ def random_affine(rng: np.random.Generator, cfg: TrainConfig, size: int) -> np.n
     return np.hstack([linear, offset[:, None]]).astype(np.float32)
 
 
+def random_jpeg(image: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
+    quality = int(rng.integers(cfg.jpeg_quality_min, 96))
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else image
+
+
 def augment_batch(images: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
-    """(N, S, S) uint8 -> (N, S, S, 1) float32 pixels 0..255, each image augmented independently."""
+    """(N, S, S) uint8 -> (N, C, C, 1) float32 pixels 0..255, each image augmented independently;
+    C is ``cfg.crop`` when set, else S."""
     count, size = images.shape[0], images.shape[1]
     out = np.empty((count, size, size), dtype=np.float32)
     for i in range(count):
+        image = random_jpeg(images[i], rng, cfg) if cfg.jpeg and rng.random() < cfg.jpeg else images[i]
         matrix = random_affine(rng, cfg, size)
         out[i] = cv2.warpAffine(
-            images[i], matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
     if cfg.brightness:
         out += rng.uniform(-cfg.brightness, cfg.brightness, (count, 1, 1)).astype(np.float32) * 255.0
@@ -56,6 +66,10 @@ def augment_batch(images: np.ndarray, cfg: TrainConfig, rng: np.random.Generator
             top, left = rng.integers(0, size - height + 1), rng.integers(0, size - width + 1)
             out[i, top : top + height, left : left + width] = rng.uniform(0, 255, (height, width))
     np.clip(out, 0.0, 255.0, out=out)
+    if cfg.crop and cfg.crop < size:
+        tops = rng.integers(0, size - cfg.crop + 1, count)
+        lefts = rng.integers(0, size - cfg.crop + 1, count)
+        out = np.stack([out[i, t : t + cfg.crop, l : l + cfg.crop] for i, (t, l) in enumerate(zip(tops, lefts))])
     return out[..., np.newaxis]
 
 
@@ -64,22 +78,34 @@ def augmented_batches(images: np.ndarray, targets: np.ndarray, weights: np.ndarr
     import keras
 
     class _Batches(keras.utils.PyDataset):
+        """Batch order and augmentation are functions of (seed, epoch, batch) alone, so a run
+        resumed at epoch E (``epoch = E``) sees exactly the stream an uninterrupted run sees."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.epoch = 0
-            self.order = np.random.default_rng(seed).permutation(len(images))
+            self._epoch = 0
+            self.order = _epoch_order(0)
+
+        @property
+        def epoch(self) -> int:
+            return self._epoch
+
+        @epoch.setter
+        def epoch(self, value: int) -> None:
+            self._epoch, self.order = value, _epoch_order(value)
 
         def __len__(self) -> int:
             return math.ceil(len(images) / cfg.batch_size)
 
         def __getitem__(self, index: int):
-            # Seeded by epoch and batch, so a resumed run sees the same stream it would have seen.
-            rng = np.random.default_rng((seed, self.epoch, index))
+            rng = np.random.default_rng((seed, self._epoch, index))
             chosen = self.order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
             return augment_batch(images[chosen], cfg, rng), targets[chosen], weights[chosen]
 
         def on_epoch_end(self) -> None:
-            self.epoch += 1
-            self.order = np.random.default_rng((seed, self.epoch)).permutation(len(images))
+            self.epoch = self._epoch + 1
+
+    def _epoch_order(epoch: int) -> np.ndarray:
+        return np.random.default_rng((seed, epoch)).permutation(len(images))
 
     return _Batches()

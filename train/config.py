@@ -33,6 +33,8 @@ class TrainConfig:
     class_weighting: str = knob("sqrt", "class imbalance: none, sqrt (inverse square root frequency) or balanced")
     patience: int = knob(15, "early stopping: epochs without a better validation accuracy")
     val_fraction: float = knob(0.1, "stratified share of train/ held out for validation and model selection")
+    val_grouping: str = knob("pixels", "pixels: pixel-identical images stay on one side of the validation split (no twin of a validation image in training); none: split by file (runs before v2)")
+    val_jpeg_quality: int = knob(95, "score validation during training after re-encoding as JPEG of this quality, as the test files and most users' images are (0 = as stored)")
     seed: int = knob(1337, "seed for the split, initialization and augmentation")
     limit_per_class: int = knob(0, "use at most this many training images per class (0 = all; smoke runs)")
     # Augmentation: the original project's shear, zoom and flip, plus rotation, shift, brightness,
@@ -46,6 +48,11 @@ class TrainConfig:
     brightness: float = knob(0.2, "random brightness change, fraction of the range")
     contrast: float = knob(0.2, "random contrast change")
     erasing: float = knob(0.25, "probability of erasing a random rectangle (random erasing / cutout)")
+    jpeg: float = knob(0.5, "probability of re-encoding a training face as JPEG (quality drawn from --jpeg-quality-min..95)")
+    jpeg_quality_min: int = knob(60, "lowest JPEG quality of the random re-encoding")
+    crop: int = knob(0, "train on random CROP x CROP crops of each face, scored on the whole face (0 = whole faces; needs a pooling-head architecture)")
+    precision: str = knob("float32", "float32, or mixed_bfloat16 (about 1.4x faster where the CPU has AVX512_BF16 or AMX, or on a GPU); weights stay float32 either way")
+    ema: float = knob(0.0, "exponential moving average of the weights, this momentum per step (e.g. 0.999; 0 = off); validation and best.keras use the average")
     cache_dir: str = knob("", "where decoded datasets are cached (default ~/.cache/emocam)")
     init_from: str = knob("", "start from these weights (a run directory or a .keras file of the same architecture and classes): a longer schedule on a finished run, or fine-tuning on your faces")
 

@@ -19,12 +19,15 @@ import os
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import cv2
 import numpy as np
 
 from edge.preprocess import Preprocessing, prepare_face
+
+if TYPE_CHECKING:
+    from train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -315,19 +318,74 @@ def subset(ds: Dataset, index: np.ndarray, source_suffix: str) -> Dataset:
     return replace(ds, images=ds.images[index], labels=ds.labels[index], source=f"{ds.source}{source_suffix}")
 
 
-def split_validation(ds: Dataset, fraction: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """Stratified train/validation split; the same seed gives the same split."""
+VAL_GROUPINGS = ("pixels", "none")
+
+
+def duplicate_groups(images: np.ndarray) -> np.ndarray:
+    """(N,) group id per image: pixel-identical images share an id. FER-2013 holds such twins
+    (the same face under one or two labels); a split must keep each group on one side."""
+    digests = [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
+    ids: dict[bytes, int] = {}
+    return np.array([ids.setdefault(digest, len(ids)) for digest in digests], dtype=np.int64)
+
+
+def split_validation(ds: Dataset, fraction: float = 0.1, seed: int = 0, grouping: str = "none") -> tuple[Dataset, Dataset]:
+    """Stratified train/validation split; the same seed gives the same split.
+
+    ``grouping="pixels"`` moves whole duplicate groups: no validation image then has a
+    pixel-identical twin in training, which would otherwise score ~90% and flatter the model.
+    Each group counts under the label of its first image; ``none`` is the plain per-file split.
+    """
     if not 0.0 < fraction < 1.0:
         raise DataError(f"validation fraction {fraction} must be between 0 and 1")
+    if grouping not in VAL_GROUPINGS:
+        raise DataError(f"validation grouping {grouping!r}; expected one of {', '.join(VAL_GROUPINGS)}")
     rng = np.random.default_rng(seed)
-    val_index: list[np.ndarray] = []
+    groups = duplicate_groups(ds.images) if grouping == "pixels" else np.arange(len(ds))
+    _, first = np.unique(groups, return_index=True)  # first image of each group, in group-id order
+    group_labels = ds.labels[first]
+    val_groups: list[np.ndarray] = []
     for label in range(len(ds.label_names)):
-        members = np.flatnonzero(ds.labels == label)
+        members = np.flatnonzero(group_labels == label)
         rng.shuffle(members)
-        val_index.append(members[: int(round(len(members) * fraction))])
-    val = np.sort(np.concatenate(val_index))
-    train = np.setdiff1d(np.arange(len(ds)), val)
-    return subset(ds, train, f"[train {1 - fraction:.0%}]"), subset(ds, val, f"[val {fraction:.0%}]")
+        val_groups.append(members[: int(round(len(members) * fraction))])
+    in_val = np.isin(groups, np.concatenate(val_groups))
+    val, train = np.flatnonzero(in_val), np.flatnonzero(~in_val)
+    suffix = " by duplicate group" if grouping == "pixels" else ""
+    return subset(ds, train, f"[train {1 - fraction:.0%}{suffix}]"), subset(ds, val, f"[val {fraction:.0%}{suffix}]")
+
+
+def jpeg_reencoded(ds: Dataset, quality: int) -> Dataset:
+    """Every image through a JPEG of ``quality`` and back, as the test split's files and most
+    users' photos are: validation scored this way reads like the data the model will meet."""
+    if not quality:
+        return ds
+    images = np.stack([jpeg_roundtrip(image, quality) for image in ds.images]) if len(ds) else ds.images
+    return replace(ds, images=images, source=f"{ds.source}[JPEG q{quality}]")
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise DataError(f"OpenCV could not JPEG-encode a {image.shape} image")
+    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+
+
+def training_split(cfg: "TrainConfig") -> tuple[Dataset, Dataset]:
+    """The run's training and validation sets: ``cfg.data`` plus ``cfg.extra_data``, split as
+    ``emocam-train fit`` splits them. The one place the split is drawn: fit, evaluate and
+    convert all come here, so they agree on which images chose a model."""
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    parts = [load_dataset(cfg.data, "train", cfg.classes, cache_dir=cache)]
+    for extra in cfg.extra_data:
+        parts.append(load_dataset(extra, "train", parts[0].label_names, cache_dir=cache))
+    for part in parts:
+        log.info("%s", part.summary())
+    train, val = split_validation(concat(parts), cfg.val_fraction, cfg.seed, cfg.val_grouping)
+    if cfg.limit_per_class:
+        train = per_class_limit(train, cfg.limit_per_class, cfg.seed)
+        val = per_class_limit(val, max(2, cfg.limit_per_class // 4), cfg.seed)
+    return train, val
 
 
 def per_class_limit(ds: Dataset, limit: int, seed: int = 0) -> Dataset:

@@ -114,10 +114,10 @@ def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...]) -> Dat
     choices such as flip TTA can be made without looking at the test split."""
     if args.split != "validation":
         return load_dataset(args.data, split=args.split, classes=classes)
-    from train.fit import load_training_data  # the one place the validation split is drawn
+    from train.data import training_split  # the one place the validation split is drawn
 
     cfg = TrainConfig(data=str(args.data), classes=classes, val_fraction=args.val_fraction, seed=args.seed)  # type: ignore[arg-type]
-    return load_training_data(cfg)[1]
+    return training_split(cfg)[1]
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

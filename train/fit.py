@@ -27,23 +27,12 @@ import numpy as np
 from edge.preprocess import Preprocessing
 from train.augment import augmented_batches
 from train.config import TrainConfig, add_arguments, from_arguments
-from train.data import DataError, Dataset, concat, default_cache_dir, load_dataset, per_class_limit, split_validation
+from train.data import DataError, Dataset, jpeg_reencoded, training_split
 
 log = logging.getLogger(__name__)
 
-
-def load_training_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    parts = [load_dataset(cfg.data, "train", cfg.classes, cache_dir=cache)]
-    for extra in cfg.extra_data:
-        parts.append(load_dataset(extra, "train", parts[0].label_names, cache_dir=cache))
-    for part in parts:
-        log.info("%s", part.summary())
-    train, val = split_validation(concat(parts), cfg.val_fraction, cfg.seed)
-    if cfg.limit_per_class:
-        train = per_class_limit(train, cfg.limit_per_class, cfg.seed)
-        val = per_class_limit(val, max(2, cfg.limit_per_class // 4), cfg.seed)
-    return train, val
+# Files that mark a directory as a training run: writing a new run over them would destroy it.
+RUN_MARKERS = ("state.json", "best.keras", "last.keras")
 
 
 def class_weights(labels: np.ndarray, classes: int, mode: str) -> dict[int, float] | None:
@@ -95,12 +84,46 @@ def _as_input(images: np.ndarray) -> np.ndarray:
     return images[..., np.newaxis].astype(np.float32)
 
 
+class TrainingDiverged(DataError):
+    """The loss became NaN or infinite: the learning rate is too high for this data."""
+
+
+def reseed_dropout(model, seed: int, epoch: int) -> None:
+    """Set every random layer's generator (dropout) to a state drawn from (seed, epoch, layer).
+
+    Keras does not save these states in a checkpoint, so without this a resumed run would drop
+    other units than an uninterrupted one; with it, the two are the same run.
+    """
+    import keras
+
+    generators = [g for layer in model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
+    for index, generator in enumerate(generators):
+        state = np.random.default_rng((seed, epoch, index)).integers(0, 2**31 - 1, generator.state.shape)
+        generator.state.assign(keras.ops.cast(state, generator.state.dtype))
+
+
+def ema_weights(trainer, net) -> list[np.ndarray]:
+    """``net``'s weights with each trainable variable replaced by the optimizer's moving average
+    of it (when EMA is on); non-trainable ones (batch-norm statistics) as they are."""
+    import keras
+
+    optimizer = trainer.optimizer
+    averages = {}
+    if getattr(optimizer, "use_ema", False) and getattr(optimizer, "_model_variables_moving_average", None):
+        averages = {id(var): avg for var, avg in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)}
+    return [keras.ops.convert_to_numpy(averages.get(id(var), var)) for var in net.weights]
+
+
 class RunCheckpoint:
-    """Keras callback factory: best inference weights, a resumable checkpoint, progress with ETA."""
+    """Keras callback factory: per-epoch validation of the float32 inference model, the best one
+    saved, a resumable checkpoint, a NaN guard, progress with ETA and a time limit."""
 
     @staticmethod
-    def make(run_dir: Path, net, total_epochs: int, best_so_far: float, max_minutes: float = 0.0):
+    def make(run_dir: Path, net, inference, validation: tuple[np.ndarray, np.ndarray], total_epochs: int,
+             best_so_far: float, seed: int, max_minutes: float = 0.0, stop_at_epoch: int = 0):
         import keras
+
+        x_val, labels_val = validation
 
         class _Callback(keras.callbacks.Callback):
             def __init__(self) -> None:
@@ -112,31 +135,63 @@ class RunCheckpoint:
             def on_epoch_begin(self, epoch, logs=None):
                 if self.first_epoch is None:
                     self.first_epoch = epoch
+                reseed_dropout(self.model, seed, epoch)
+
+            def on_train_batch_end(self, batch, logs=None):
+                loss = (logs or {}).get("loss")
+                if loss is not None and not math.isfinite(float(loss)):
+                    self.model.stop_training = True
+                    self.diverged = float(loss)
 
             def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                val_acc = float(logs.get("val_accuracy", 0.0))
+                if logs is None:
+                    logs = {}
+                loss = float(logs.get("loss", 0.0))
+                if getattr(self, "diverged", None) is not None or not math.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"training loss became {loss} in epoch {epoch + 1}; the run in {run_dir} keeps its last good "
+                        "checkpoint (resume it with a lower --learning-rate, or start again with --overwrite)"
+                    )
+                # The inference model (float32, full-size input) with the averaged weights is what
+                # best.keras holds, so it is also what validation scores.
+                inference.set_weights(ema_weights(self.model, net))
+                probs = inference.predict(x_val, batch_size=256, verbose=0)
+                val_acc = float(np.mean(np.argmax(probs, axis=1) == labels_val))
+                val_loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels_val)), labels_val], 1e-7, 1.0))))
+                logs["val_accuracy"], logs["val_loss"] = val_acc, val_loss  # CSVLogger and EarlyStopping read these
                 improved = val_acc > self.best
                 if improved:
                     self.best = val_acc
-                    net.save(run_dir / "best.keras")
-                self.model.save(run_dir / "last.keras.tmp.keras")
-                (run_dir / "last.keras.tmp.keras").replace(run_dir / "last.keras")
+                    _save_atomically(inference, run_dir / "best.keras")
+                _save_atomically(self.model, run_dir / "last.keras")
                 state = {"epoch": epoch + 1, "best_val_accuracy": self.best}
-                (run_dir / "state.json").write_text(json.dumps(state) + "\n")
+                (run_dir / "state.json.tmp").write_text(json.dumps(state) + "\n")
+                (run_dir / "state.json.tmp").replace(run_dir / "state.json")
                 done = epoch + 1 - (self.first_epoch or 0)
                 elapsed = time.monotonic() - self.started
-                eta = elapsed / max(done, 1) * (total_epochs - epoch - 1)
+                per_epoch = elapsed / max(done, 1)
                 log.info(
-                    "epoch %d/%d: val_accuracy %.4f%s (best %.4f), %.0f s/epoch, ETA %.1f min",
-                    epoch + 1, total_epochs, val_acc, " *" if improved else "", self.best,
-                    elapsed / max(done, 1), eta / 60,
+                    "epoch %d/%d: loss %.4f, val_accuracy %.4f%s (best %.4f), %.0f s/epoch, ETA %.1f min",
+                    epoch + 1, total_epochs, loss, val_acc, " *" if improved else "", self.best,
+                    per_epoch, per_epoch * (total_epochs - epoch - 1) / 60,
                 )
-                if max_minutes and elapsed > max_minutes * 60:
-                    log.warning("stopping: the %.0f-minute time limit is reached", max_minutes)
+                if stop_at_epoch and epoch + 1 >= stop_at_epoch and epoch + 1 < total_epochs:
+                    log.warning("stopping after epoch %d as asked; continue with --resume", epoch + 1)
+                    self.model.stop_training = True
+                # Stop before an epoch that would end past the limit, not after it.
+                if max_minutes and elapsed + per_epoch > max_minutes * 60 and epoch + 1 < total_epochs:
+                    log.warning("stopping after epoch %d: another would pass the %.0f-minute limit; "
+                                "continue with --resume", epoch + 1, max_minutes)
                     self.model.stop_training = True
 
         return _Callback()
+
+
+def _save_atomically(model, path: Path) -> None:
+    # A run killed mid-save keeps its previous file: write beside it, then rename over it.
+    temporary = path.with_name(path.stem + ".tmp.keras")
+    model.save(temporary)
+    temporary.replace(path)
 
 
 def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
@@ -163,7 +218,10 @@ def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
         schedule = cfg.learning_rate  # lowered by ReduceLROnPlateau in fit()
     else:
         raise ValueError(f"schedule={cfg.schedule!r}; expected cosine or plateau")
-    optimizer = keras.optimizers.SGD(schedule, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
+    optimizer = keras.optimizers.SGD(
+        schedule, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay,
+        use_ema=cfg.ema > 0, ema_momentum=cfg.ema or 0.99,
+    )
     trainer.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
@@ -191,25 +249,57 @@ def load_initial_weights(net, source: Path) -> None:
     log.info("initial weights from %s", path)
 
 
-def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbose: int = 1) -> Path:
+def check_run_directory(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a new run over an existing one: that would destroy its weights."""
+    existing = [name for name in RUN_MARKERS if (run_dir / name).exists()]
+    if existing and not resume and not overwrite:
+        raise DataError(
+            f"--out {run_dir} already holds a run ({', '.join(existing)}); continue it with --resume, "
+            "choose another --out, or replace it with --overwrite"
+        )
+
+
+def build_networks(cfg: TrainConfig, size: int, classes: int):
+    """(net, inference): the network as trained (mixed precision, any input size when training on
+    crops) and its float32, full-size twin that validation scores and best.keras holds. The twin
+    is what conversion reads, so a bf16 run still converts from float32 weights."""
+    import keras
+
+    from train.architectures import build
+
+    inference = build(cfg.architecture, size, classes)
+    keras.mixed_precision.set_global_policy(cfg.precision)
+    try:
+        net = build(cfg.architecture, None if cfg.crop else size, classes)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return net, inference
+
+
+def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbose: int = 1, overwrite: bool = False,
+        stop_at_epoch: int = 0) -> Path:
     """Train according to ``cfg``; returns the run directory."""
     import keras
 
-    from train.architectures import build, count_macs
+    from train.architectures import count_macs
 
     run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_directory(run_dir, resume, overwrite)
     keras.utils.set_random_seed(cfg.seed)
-    train, val = load_training_data(cfg)
+    train, val = training_split(cfg)
     labels = train.label_names
     prep = Preprocessing(size=int(train.images.shape[1]))
     y_train = _one_hot(train.labels, len(labels))
-    x_val, y_val = _as_input(val.images), _one_hot(val.labels, len(labels))
+    scored_val = jpeg_reencoded(val, cfg.val_jpeg_quality)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite and not resume:
+        for name in (*RUN_MARKERS, "history.csv", "metrics.json"):
+            (run_dir / name).unlink(missing_ok=True)
 
     start_epoch, best = 0, -1.0
     state_file = run_dir / "state.json"
-    net = build(cfg.architecture, prep.size, len(labels))
+    net, inference = build_networks(cfg, prep.size, len(labels))
     resuming = resume and state_file.is_file() and (run_dir / "last.keras").is_file()
     if cfg.init_from and not resuming:
         load_initial_weights(net, Path(cfg.init_from))  # before compiling: a warm restart gets a fresh optimizer
@@ -217,8 +307,9 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     if resuming:
         state = json.loads(state_file.read_text())
         start_epoch, best = int(state["epoch"]), float(state["best_val_accuracy"])
-        # Rebuild, then load weights and optimizer state: Keras cannot deserialize every
-        # augmentation layer's config (RandomShear), so the checkpoint is never load_model()ed.
+        # Rebuild, then load weights and optimizer state (moving averages and step count, hence
+        # the schedule's position): Keras cannot deserialize every augmentation layer's config
+        # (RandomShear), so the checkpoint is never load_model()ed.
         trainer.optimizer.build(trainer.trainable_variables)
         trainer.load_weights(run_dir / "last.keras")
         log.info("resuming %s at epoch %d (best val_accuracy %.4f, step %d)", run_dir, start_epoch + 1, best,
@@ -226,7 +317,7 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     elif resume:
         log.warning("nothing to resume in %s; starting afresh", run_dir)
 
-    params, macs = int(net.count_params()), count_macs(net)
+    params, macs = int(inference.count_params()), count_macs(inference)
     resolved = {
         **cfg.to_dict(),
         "labels": list(labels),
@@ -241,11 +332,13 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     }
     (run_dir / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
     (run_dir / "labels.json").write_text(json.dumps(list(labels)) + "\n")
-    log.info("%s: %s params, %.1fM MACs, %d train / %d val images, backend %s",
-             cfg.architecture, f"{params:,}", macs / 1e6, len(train), len(val), keras.backend.backend())
+    log.info("%s: %s params, %.1fM MACs, %d train / %d val images (%s), %s, backend %s",
+             cfg.architecture, f"{params:,}", macs / 1e6, len(train), len(val), scored_val.source, cfg.precision,
+             keras.backend.backend())
 
     callbacks = [
-        RunCheckpoint.make(run_dir, net, cfg.epochs, best, max_minutes),
+        RunCheckpoint.make(run_dir, net, inference, (_as_input(scored_val.images), scored_val.labels), cfg.epochs,
+                           best, cfg.seed, max_minutes, stop_at_epoch),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=start_epoch > 0),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
     ]
@@ -258,34 +351,39 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
         per_image = by_class[train.labels]
         batches = augmented_batches(train.images, y_train, per_image, cfg, cfg.seed)
         batches.epoch = start_epoch
-        inputs: dict = {"x": batches}
+        # The batches shuffle themselves from (seed, epoch); Keras's own shuffle of their order
+        # draws from Python's global random state, which a resumed run would not replay.
+        inputs: dict = {"x": batches, "shuffle": False}
     else:
         inputs = {"x": _as_input(train.images), "y": y_train, "batch_size": cfg.batch_size, "class_weight": weights}
     if start_epoch < cfg.epochs:
-        trainer.fit(
-            **inputs,
-            epochs=cfg.epochs,
-            initial_epoch=start_epoch,
-            validation_data=(x_val, y_val),
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-    write_validation_metrics(run_dir, val)
+        trainer.fit(**inputs, epochs=cfg.epochs, initial_epoch=start_epoch, callbacks=callbacks, verbose=verbose)
+    write_validation_metrics(run_dir, val, cfg.val_jpeg_quality)
     return run_dir
 
 
-def write_validation_metrics(run_dir: Path, val: Dataset) -> dict:
-    """Score best.keras on the validation split (never the test split) into metrics.json."""
+def write_validation_metrics(run_dir: Path, val: Dataset, jpeg_quality: int = 0) -> dict:
+    """Score best.keras on the validation split (never the test split) into metrics.json: as
+    stored, and (``jpeg_quality``) re-encoded as the test files are."""
     import keras
 
     from train.metrics import classification_report
 
     net = keras.saving.load_model(run_dir / "best.keras")
-    probs = net.predict(_as_input(val.images), batch_size=256, verbose=0)
-    report = classification_report(val.labels, probs, val.label_names)
-    metrics = {"split": "validation", "source": val.source, **report.to_dict()}
+    metrics: dict = {}
+    for key, split in (("", val), ("jpeg", jpeg_reencoded(val, jpeg_quality) if jpeg_quality else None)):
+        if split is None:
+            continue
+        probs = net.predict(_as_input(split.images), batch_size=256, verbose=0)
+        report = classification_report(split.labels, probs, split.label_names)
+        scored = {"split": "validation", "source": split.source, **report.to_dict()}
+        if key:
+            metrics[key] = scored
+        else:
+            metrics.update(scored)
+        log.info("best model on %s: accuracy %.4f, macro-F1 %.4f (n=%d)", split.source, report.accuracy,
+                 report.macro_f1, report.n)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log.info("best model: validation accuracy %.4f, macro-F1 %.4f (n=%d)", report.accuracy, report.macro_f1, report.n)
     return metrics
 
 
@@ -294,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after this many minutes (0 = no limit)")
+    parser.add_argument("--stop-at-epoch", type=int, default=0, metavar="N",
+                        help="stop after epoch N of the schedule; --resume continues it exactly (0 = run it all)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out (it is deleted)")
     parser.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     args = parser.parse_args(argv)
     base = None
@@ -304,7 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     if not cfg.data:
         parser.error("--data is required: a FER-2013 folder, .zip or fer2013.csv (or a folder of <class>/ faces)")
     try:
-        fit(cfg, resume=args.resume, max_minutes=args.max_minutes, verbose=0 if args.quiet else 1)
+        # One line per epoch where nobody watches a terminal (logs, CI): no carriage-return bars.
+        verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+        fit(cfg, resume=args.resume, max_minutes=args.max_minutes, verbose=verbose, overwrite=args.overwrite,
+            stop_at_epoch=args.stop_at_epoch)
     except (DataError, ValueError) as exc:
         print(f"emocam-train fit: {exc}", file=sys.stderr)
         return 2

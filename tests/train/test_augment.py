@@ -7,7 +7,7 @@ import numpy as np
 from train.augment import augment_batch
 from train.config import TrainConfig
 
-OFF = TrainConfig(flip=False, rotation_deg=0, shear=0, zoom=0, shift=0, brightness=0, contrast=0, erasing=0)
+OFF = TrainConfig(flip=False, rotation_deg=0, shear=0, zoom=0, shift=0, brightness=0, contrast=0, erasing=0, jpeg=0)
 
 
 def faces(count: int = 16) -> np.ndarray:
