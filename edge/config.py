@@ -53,7 +53,7 @@ class SourceConfig:
 
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
-    name: str = "auto"  # auto (BlazeFace if installed, else Haar) | blazeface | haar
+    name: str = "auto"  # auto (BlazeFace; Haar if its bundled model is missing) | blazeface | haar
     min_score: float = 0.6  # BlazeFace confidence a detection needs
     model: str = "short"  # BlazeFace range: short (faces within ~2 m) | full (~5 m)
     num_threads: int = 1

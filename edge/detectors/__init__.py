@@ -2,7 +2,7 @@
 
 "blazeface" (MediaPipe, 6 landmarks) is preferred: its eye points let edge.align level the face.
 "haar" (OpenCV 4 cascade, box only) is the fallback. "auto" takes BlazeFace when its model file is
-installed, else Haar.
+there (it ships in edge/detectors/models/), else Haar.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def make_detector(
         if default_model_path(model) is not None:
             name = "blazeface"
         else:
-            log.warning("BlazeFace model not installed (`%s`); falling back to Haar, no landmarks", INSTALL_HINT)
+            log.warning("BlazeFace model missing (%s); falling back to Haar, no landmarks", INSTALL_HINT)
             name = "haar"
     if name == "blazeface":
         return BlazeFaceDetector(min_score=min_score, num_threads=num_threads, model=model)

