@@ -85,3 +85,83 @@ def from_arguments(args: argparse.Namespace, base: TrainConfig | None = None) ->
             values[f.name] = given
     values["extra_data"] = tuple(values["extra_data"])
     return TrainConfig(**values)
+
+
+class ConfigError(ValueError):
+    """A training knob has a value it cannot take; the message names the flag and what is allowed."""
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "classes": ("six", "seven", "merge-disgust"),
+    "schedule": ("cosine", "plateau"),
+    "class_weighting": ("none", "sqrt", "balanced"),
+    "augment_in": ("data", "model"),
+    "val_grouping": ("pixels", "none"),
+    "precision": ("float32", "mixed_bfloat16"),
+}
+# flag -> (lowest, highest, whether the lowest is allowed); None = unbounded on that side.
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "epochs": (1, None, True),
+    "batch_size": (1, None, True),
+    "learning_rate": (0, 10, False),
+    "warmup_epochs": (0, None, True),
+    "momentum": (0, 1, True),
+    "weight_decay": (0, 1, True),
+    "label_smoothing": (0, 1, True),
+    "patience": (1, None, True),
+    "val_fraction": (0, 1, False),
+    "val_jpeg_quality": (0, 100, True),
+    "limit_per_class": (0, None, True),
+    "rotation_deg": (0, 180, True),
+    "shear": (0, 1, True),
+    "zoom": (0, 0.9, True),
+    "shift": (0, 0.5, True),
+    "brightness": (0, 1, True),
+    "contrast": (0, 1, True),
+    "erasing": (0, 1, True),
+    "jpeg": (0, 1, True),
+    "jpeg_quality_min": (1, 95, True),
+    "crop": (0, None, True),
+    "ema": (0, 1, True),
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def problems(cfg: TrainConfig) -> list[str]:
+    """Every knob that is out of range or not one of its choices, each as one readable line.
+    Checked before any data is read or any file written, so a typo costs nothing."""
+    found: list[str] = []
+    for name, choices in CHOICES.items():
+        value = getattr(cfg, name)
+        if name == "classes" and not isinstance(value, str):
+            continue  # a list of class names is checked by the data loader
+        if value not in choices:
+            found.append(f"{_flag(name)} {value!r} is not one of: {', '.join(choices)}")
+    for name, (low, high, low_ok) in RANGES.items():
+        value = getattr(cfg, name)
+        if isinstance(value, float) and value != value:  # NaN compares false with everything
+            found.append(f"{_flag(name)} nan is not a number")
+            continue
+        too_low = low is not None and (value < low or (value == low and not low_ok))
+        too_high = high is not None and value > high
+        if too_low or too_high:
+            if high is None:
+                allowed = f">= {low:g}" if low_ok else f"> {low:g}"
+            else:
+                allowed = f"{'from' if low_ok else 'above'} {low:g} to {high:g}"
+            found.append(f"{_flag(name)} {value!r} is out of range: expected {allowed}")
+    if cfg.crop and cfg.crop < 8:
+        found.append(f"--crop {cfg.crop} is too small: use 0 (whole faces) or a size such as 40")
+    if cfg.ema and cfg.ema < 0.5:
+        found.append(f"--ema {cfg.ema} is too small to average anything: use 0 (off) or e.g. 0.999")
+    return found
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    found = problems(cfg)
+    if found:
+        raise ConfigError("; ".join(found))
+    return cfg

@@ -17,8 +17,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from train import run
+from train.calibration import Reliability, reliability, write_reliability_png
 from train.config import TrainConfig
-from train.data import CLASS_SCHEMES, DataError, Dataset, load_dataset
+from train.data import CLASS_SCHEMES, VAL_GROUPINGS, DataError, Dataset, jpeg_reencoded, load_dataset
 from train.metrics import Report, classification_report, format_report, write_confusion_png
 from train.predictors import (
     DEFAULT_BATCH_SIZE,
@@ -32,8 +34,8 @@ from train.predictors import (
 log = logging.getLogger(__name__)
 
 
-def evaluate(predictor: Predictor, dataset: Dataset) -> Report:
-    """Score ``predictor`` on ``dataset``; dataset labels are matched to the model's by name."""
+def predictions(predictor: Predictor, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(true indices into the model's labels, probabilities); dataset labels are matched by name."""
     labels = tuple(predictor.labels)
     missing = [name for name in dataset.label_names if name not in labels]
     if missing:
@@ -44,8 +46,19 @@ def evaluate(predictor: Predictor, dataset: Dataset) -> Report:
     # Usually the identity; a different order (e.g. --classes merge-disgust) is remapped by name.
     to_model = np.array([labels.index(name) for name in dataset.label_names], dtype=np.int64)
     y_true = to_model[np.asarray(dataset.labels, dtype=np.int64)]
-    probs = predictor.probabilities(dataset.images)
-    return classification_report(y_true, probs, labels)
+    return y_true, predictor.probabilities(dataset.images)
+
+
+def evaluate(predictor: Predictor, dataset: Dataset) -> Report:
+    """Score ``predictor`` on ``dataset``."""
+    y_true, probs = predictions(predictor, dataset)
+    return classification_report(y_true, probs, predictor.labels)
+
+
+def evaluate_with_calibration(predictor: Predictor, dataset: Dataset) -> tuple[Report, Reliability]:
+    """``evaluate`` plus the reliability curve (and ECE) of the same predictions."""
+    y_true, probs = predictions(predictor, dataset)
+    return classification_report(y_true, probs, predictor.labels), reliability(y_true, probs)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,10 +74,18 @@ def _parser() -> argparse.ArgumentParser:
         "model selection, drawn with --val-fraction and --seed (default: test)",
     )
     defaults = TrainConfig()
-    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
-                        help=f"with --split validation: the run's --val-fraction (default: {defaults.val_fraction})")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
-                        help=f"with --split validation: the run's --seed (default: {defaults.seed})")
+    # Default None: taken from the run's config.json when MODEL is a run (or its best.keras).
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help=f"with --split validation: the run's --val-fraction (default: the run's, else {defaults.val_fraction})")
+    parser.add_argument("--seed", type=int, default=None,
+                        help=f"with --split validation: the run's --seed (default: the run's, else {defaults.seed})")
+    parser.add_argument("--val-grouping", choices=VAL_GROUPINGS, default=None,
+                        help=f"with --split validation: the run's --val-grouping (default: the run's, else {defaults.val_grouping})")
+    parser.add_argument("--jpeg-quality", type=int, default=0, metavar="Q",
+                        help="score the split after re-encoding every face as a JPEG of quality Q, as users' photos "
+                        "and FER-2013's test files are (default 0: as stored)")
+    parser.add_argument("--reliability-png", type=Path, default=None, metavar="PATH",
+                        help="also draw the reliability diagram (accuracy against confidence, with the ECE)")
     parser.add_argument(
         "--classes",
         default=None,
@@ -99,14 +120,14 @@ def _skipped_lines(dataset: Dataset) -> list[str]:
     return lines
 
 
-def _check_output(path: Path | None) -> None:
+def _check_output(path: Path | None, flag: str) -> None:
     # Before the slow part: a typo in the output path should not cost a whole evaluation.
     if path is None:
         return
     if path.suffix.lower() != ".png":
-        raise EvaluationError(f"--confusion-png {path} must end in .png")
+        raise EvaluationError(f"{flag} {path} must end in .png")
     if not path.parent.is_dir():
-        raise EvaluationError(f"--confusion-png {path}: folder {path.parent} does not exist; create it first")
+        raise EvaluationError(f"{flag} {path}: folder {path.parent} does not exist; create it first")
 
 
 def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...]) -> Dataset:
@@ -116,26 +137,41 @@ def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...]) -> Dat
         return load_dataset(args.data, split=args.split, classes=classes)
     from train.data import training_split  # the one place the validation split is drawn
 
-    cfg = TrainConfig(data=str(args.data), classes=classes, val_fraction=args.val_fraction, seed=args.seed)  # type: ignore[arg-type]
+    run_dir = run.run_directory_of(args.model)
+    recorded = run.ValidationSplit.of_run(run.read_config(run_dir)) if run_dir else run.ValidationSplit()
+    cfg = TrainConfig(
+        data=str(args.data), classes=classes,  # type: ignore[arg-type]
+        val_fraction=recorded.fraction if args.val_fraction is None else args.val_fraction,
+        seed=recorded.seed if args.seed is None else args.seed,
+        val_grouping=recorded.grouping if args.val_grouping is None else args.val_grouping,
+    )
     return training_split(cfg)[1]
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    _check_output(args.confusion_png)
+    _check_output(args.confusion_png, "--confusion-png")
+    _check_output(args.reliability_png, "--reliability-png")
+    if not 0 <= args.jpeg_quality <= 100:
+        raise EvaluationError(f"--jpeg-quality {args.jpeg_quality} must be from 1 to 100 (0 = as stored)")
     models = [args.model, *args.ensemble_with]
     predictor = ensemble([load_predictor(path, num_threads=args.threads, batch_size=args.batch_size) for path in models])
     if args.flip_tta:
         predictor = with_flip_tta(predictor)
     dataset = _load_split(args, _classes(args.classes, predictor))
+    dataset = jpeg_reencoded(dataset, args.jpeg_quality)
     for line in _skipped_lines(dataset):
         print(line, file=err)
-    report = evaluate(predictor, dataset)
+    report, curve = evaluate_with_calibration(predictor, dataset)
     human = out if not args.json else err
     name = " + ".join(str(path) for path in models)
     print(f"model {name} on {dataset.source}{' (flip TTA)' if args.flip_tta else ''}", file=human)
     print(format_report(report), file=human)
+    print(f"expected calibration error {curve.ece:.4f} ({len(curve.counts)} bins)", file=human)
     if args.confusion_png is not None:
         write_confusion_png(report, args.confusion_png)  # logs the path it wrote
+    if args.reliability_png is not None:
+        write_reliability_png(curve, args.reliability_png, title=Path(args.model).name)
+        log.info("wrote %s", args.reliability_png)
     if args.json:
         result: dict[str, Any] = {
             **report.to_dict(),
@@ -145,6 +181,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "skipped": dict(sorted(dataset.dropped.items())),
             "unreadable": dataset.skipped,
             "flip_tta": bool(args.flip_tta),
+            "jpeg_quality": args.jpeg_quality,
+            "ece": curve.ece,
             "ensemble_with": [str(path) for path in args.ensemble_with],
         }
         print(json.dumps(result), file=out)

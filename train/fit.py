@@ -26,13 +26,11 @@ import numpy as np
 
 from edge.preprocess import Preprocessing
 from train.augment import augmented_batches
-from train.config import TrainConfig, add_arguments, from_arguments
+from train.config import ConfigError, TrainConfig, add_arguments, from_arguments, validate
+from train import run
 from train.data import DataError, Dataset, jpeg_reencoded, training_split
 
 log = logging.getLogger(__name__)
-
-# Files that mark a directory as a training run: writing a new run over them would destroy it.
-RUN_MARKERS = ("state.json", "best.keras", "last.keras")
 
 
 def class_weights(labels: np.ndarray, classes: int, mode: str) -> dict[int, float] | None:
@@ -111,7 +109,7 @@ def ema_weights(trainer, net) -> list[np.ndarray]:
     averages = {}
     if getattr(optimizer, "use_ema", False) and getattr(optimizer, "_model_variables_moving_average", None):
         averages = {id(var): avg for var, avg in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)}
-    return [keras.ops.convert_to_numpy(averages.get(id(var), var)) for var in net.weights]
+    return [np.asarray(averages.get(id(var), var).numpy()) for var in net.weights]
 
 
 class RunCheckpoint:
@@ -162,11 +160,11 @@ class RunCheckpoint:
                 improved = val_acc > self.best
                 if improved:
                     self.best = val_acc
-                    _save_atomically(inference, run_dir / "best.keras")
-                _save_atomically(self.model, run_dir / "last.keras")
+                    _save_atomically(inference, run_dir / run.BEST_MODEL)
+                _save_atomically(self.model, run_dir / run.LAST_CHECKPOINT)
                 state = {"epoch": epoch + 1, "best_val_accuracy": self.best}
-                (run_dir / "state.json.tmp").write_text(json.dumps(state) + "\n")
-                (run_dir / "state.json.tmp").replace(run_dir / "state.json")
+                (run_dir / f"{run.STATE}.tmp").write_text(json.dumps(state) + "\n")
+                (run_dir / f"{run.STATE}.tmp").replace(run_dir / run.STATE)
                 done = epoch + 1 - (self.first_epoch or 0)
                 elapsed = time.monotonic() - self.started
                 per_epoch = elapsed / max(done, 1)
@@ -236,7 +234,7 @@ def load_initial_weights(net, source: Path) -> None:
     A finished run can then go on with a fresh schedule (a warm restart), which on a CPU is the
     cheapest way to more epochs; the extra-data option uses it to fine-tune on your own faces.
     """
-    path = source / "best.keras" if source.is_dir() else source
+    path = source / run.BEST_MODEL if source.is_dir() else source
     if not path.is_file():
         raise ValueError(f"--init-from {source}: no such file; give a run directory holding best.keras, or a .keras file")
     try:
@@ -251,7 +249,7 @@ def load_initial_weights(net, source: Path) -> None:
 
 def check_run_directory(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to start a new run over an existing one: that would destroy its weights."""
-    existing = [name for name in RUN_MARKERS if (run_dir / name).exists()]
+    existing = [name for name in run.MARKERS if (run_dir / name).exists()]
     if existing and not resume and not overwrite:
         raise DataError(
             f"--out {run_dir} already holds a run ({', '.join(existing)}); continue it with --resume, "
@@ -283,6 +281,15 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
 
     from train.architectures import count_macs
 
+    from train.architectures import ARCHITECTURES, has_pooling_head
+
+    validate(cfg)
+    if cfg.architecture not in ARCHITECTURES:
+        raise ConfigError(f"--architecture {cfg.architecture!r} is unknown; choose one of {', '.join(ARCHITECTURES)}")
+    if cfg.crop and not has_pooling_head(cfg.architecture):
+        pooled = [name for name in ARCHITECTURES if has_pooling_head(name)]
+        raise ConfigError(f"--crop {cfg.crop} needs an architecture with a pooling head ({', '.join(pooled)}); "
+                          f"{cfg.architecture} takes whole faces only")
     run_dir = Path(cfg.out)
     check_run_directory(run_dir, resume, overwrite)
     keras.utils.set_random_seed(cfg.seed)
@@ -294,13 +301,13 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     run_dir.mkdir(parents=True, exist_ok=True)
     if overwrite and not resume:
-        for name in (*RUN_MARKERS, "history.csv", "metrics.json"):
+        for name in (*run.MARKERS, run.HISTORY, run.METRICS):
             (run_dir / name).unlink(missing_ok=True)
 
     start_epoch, best = 0, -1.0
-    state_file = run_dir / "state.json"
+    state_file = run_dir / run.STATE
     net, inference = build_networks(cfg, prep.size, len(labels))
-    resuming = resume and state_file.is_file() and (run_dir / "last.keras").is_file()
+    resuming = resume and state_file.is_file() and (run_dir / run.LAST_CHECKPOINT).is_file()
     if cfg.init_from and not resuming:
         load_initial_weights(net, Path(cfg.init_from))  # before compiling: a warm restart gets a fresh optimizer
     trainer = compile_trainer(cfg, net, prep.size, steps_per_epoch)
@@ -311,7 +318,7 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
         # the schedule's position): Keras cannot deserialize every augmentation layer's config
         # (RandomShear), so the checkpoint is never load_model()ed.
         trainer.optimizer.build(trainer.trainable_variables)
-        trainer.load_weights(run_dir / "last.keras")
+        trainer.load_weights(run_dir / run.LAST_CHECKPOINT)
         log.info("resuming %s at epoch %d (best val_accuracy %.4f, step %d)", run_dir, start_epoch + 1, best,
                  int(keras.ops.convert_to_numpy(trainer.optimizer.iterations)))
     elif resume:
@@ -330,8 +337,8 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
         "val_images": len(val),
         "train_summary": train.summary(),
     }
-    (run_dir / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
-    (run_dir / "labels.json").write_text(json.dumps(list(labels)) + "\n")
+    (run_dir / run.CONFIG).write_text(json.dumps(resolved, indent=2) + "\n")
+    (run_dir / run.LABELS).write_text(json.dumps(list(labels)) + "\n")
     log.info("%s: %s params, %.1fM MACs, %d train / %d val images (%s), %s, backend %s",
              cfg.architecture, f"{params:,}", macs / 1e6, len(train), len(val), scored_val.source, cfg.precision,
              keras.backend.backend())
@@ -339,7 +346,7 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     callbacks = [
         RunCheckpoint.make(run_dir, net, inference, (_as_input(scored_val.images), scored_val.labels), cfg.epochs,
                            best, cfg.seed, max_minutes, stop_at_epoch),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=start_epoch > 0),
+        keras.callbacks.CSVLogger(str(run_dir / run.HISTORY), append=start_epoch > 0),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
     ]
     if cfg.schedule == "plateau":
@@ -369,7 +376,7 @@ def write_validation_metrics(run_dir: Path, val: Dataset, jpeg_quality: int = 0)
 
     from train.metrics import classification_report
 
-    net = keras.saving.load_model(run_dir / "best.keras")
+    net = keras.saving.load_model(run_dir / run.BEST_MODEL)
     metrics: dict = {}
     for key, split in (("", val), ("jpeg", jpeg_reencoded(val, jpeg_quality) if jpeg_quality else None)):
         if split is None:
@@ -383,7 +390,7 @@ def write_validation_metrics(run_dir: Path, val: Dataset, jpeg_quality: int = 0)
             metrics.update(scored)
         log.info("best model on %s: accuracy %.4f, macro-F1 %.4f (n=%d)", split.source, report.accuracy,
                  report.macro_f1, report.n)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (run_dir / run.METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -398,12 +405,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     args = parser.parse_args(argv)
     base = None
-    if args.resume and args.out and (Path(args.out) / "config.json").is_file():
-        saved = json.loads((Path(args.out) / "config.json").read_text())
+    if args.resume and args.out and (Path(args.out) / run.CONFIG).is_file():
+        saved = run.read_config(Path(args.out))
         base = TrainConfig(**{k: (tuple(v) if k == "extra_data" else v) for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
     cfg = from_arguments(args, base)
     if not cfg.data:
         parser.error("--data is required: a FER-2013 folder, .zip or fer2013.csv (or a folder of <class>/ faces)")
+    for name, value in (("--max-minutes", args.max_minutes), ("--stop-at-epoch", args.stop_at_epoch)):
+        if not value >= 0:
+            parser.error(f"{name} {value} must be >= 0 (0 = no limit)")
+    try:
+        import keras  # noqa: F401
+    except ImportError as exc:
+        print(f"emocam-train fit: training needs Keras and TensorFlow ({exc}); install them with: "
+              "pip install 'emocam[train]'", file=sys.stderr)
+        return 2
     try:
         # One line per epoch where nobody watches a terminal (logs, CI): no carriage-return bars.
         verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)

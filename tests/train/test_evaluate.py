@@ -196,14 +196,14 @@ def test_cli_json_is_one_object_and_skips_classes_the_model_lacks(
 def test_cli_validation_split_is_the_one_fit_held_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_kaggle_folder(tmp_path / "data", {"angry": 8, "happy": 12, "sad": 10}, split="train")
     labels = load_predictor(BUNDLED_MODEL).labels
-    expected = split_validation(load_dataset(data, "train", labels, cache_dir=tmp_path), 0.2, 5)[1]
+    expected = split_validation(load_dataset(data, "train", labels, cache_dir=tmp_path), 0.2, 5, "pixels")[1]
     code = main([str(BUNDLED_MODEL), str(data), "--split", "validation", "--val-fraction", "0.2", "--seed", "5",
                  "--json", "--threads", "1"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["n"] == len(expected) == 6
     assert {c: result["per_class"][c]["support"] for c in ("angry", "happy", "sad")} == {
         c: int((expected.labels == labels.index(c)).sum()) for c in ("angry", "happy", "sad")}
-    assert result["data"].endswith("[val 20%]")
+    assert result["data"].endswith("[val 20% by duplicate group]")
 
 
 @pytest.mark.parametrize(
