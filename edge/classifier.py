@@ -35,8 +35,7 @@ class EmotionClassifier:
         self.dynamic_batch = int(signature[0]) == -1
         self._batch = int(self._input["shape"][0])
         if self._batch != 1 or self.dynamic_batch:
-            self._resize(1)
-        self._interpreter.allocate_tensors()
+            self._resize(1)  # make_interpreter allocated the file's own shape
         log.info(
             "loaded model %s v%s (%s, %s) via %s", self.model_path.name, self.info.version,
             self.info.input.dtype, ",".join(self.info.labels), self.runtime,

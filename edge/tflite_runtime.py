@@ -2,15 +2,28 @@
 
 TensorFlow is only the last resort, for a workstation that has it anyway; the Pi never needs it.
 This is the one place in edge/ that may touch it, and only when the two device runtimes are absent.
+
+The runtimes' own C++ log lines ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", at the
+first allocation in a process) are turned into records of this module's logger, so the configured
+log level (EMOCAM_LOG_LEVEL) governs them like any other line.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from edge.errors import ModelError
+from edge.native_stderr import routed_stderr
+
+log = logging.getLogger(__name__)
+
+# tflite's minimal logger writes "INFO: ...", "WARNING: ..." or "ERROR: ..." lines.
+_RUNTIME_LINE = re.compile(r"(INFO|WARNING|ERROR): (.*)")
+_LEVELS = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 
 _CANDIDATES = (
     ("ai_edge_litert.interpreter", "Interpreter"),
@@ -18,7 +31,7 @@ _CANDIDATES = (
 )
 
 
-def interpreter_class() -> tuple[type, str]:
+def interpreter_class() -> tuple[type[Any], str]:
     """Return (Interpreter class, module name) of the first runtime that imports."""
     for module_name, attr in _CANDIDATES:
         try:
@@ -39,12 +52,23 @@ def interpreter_class() -> tuple[type, str]:
 
 
 def make_interpreter(model_path: Path, num_threads: int = 1) -> tuple[Any, str]:
-    """Build an interpreter for ``model_path``; a file TFLite cannot parse is a ModelError."""
+    """Build an interpreter for ``model_path``, its tensors allocated; a file TFLite cannot parse
+    or allocate is a ModelError. Resizing an input later needs another ``allocate_tensors()``."""
     cls, runtime = interpreter_class()
+
+    def relog(line: str) -> bool:
+        match = _RUNTIME_LINE.fullmatch(line)
+        if match:
+            log.log(_LEVELS[match.group(1)], "%s: %s", runtime, match.group(2))
+        return match is not None
+
     try:
-        return cls(model_path=str(model_path), num_threads=num_threads), runtime
+        with routed_stderr(relog):
+            interpreter = cls(model_path=str(model_path), num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(
             f"model file {model_path} is not a valid TFLite model ({exc}); "
             "re-copy it or regenerate it with emocam-convert"
         ) from exc
+    return interpreter, runtime

@@ -138,7 +138,6 @@ class BlazeFaceDetector:
         self.refine_landmarks = model == "short" if refine_landmarks is None else refine_landmarks
         try:
             self._interpreter, self.runtime = make_interpreter(path, num_threads)
-            self._interpreter.allocate_tensors()
         except ModelError as exc:
             raise DetectorError(f"{exc}; {INSTALL_HINT}") from exc
         self._input_index, self._boxes_index, self._scores_index = self._check_tensors()

@@ -66,6 +66,23 @@ def test_stdout_mode_prints_valid_json_lines(tmp_path: Path) -> None:
     assert "events go to standard output as JSON lines" in result.stderr
 
 
+def test_warning_level_prints_nothing_on_stderr() -> None:
+    """LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line obeys the log level too."""
+    result = emocam("run", "--source", str(SAMPLE_CLIP), "--no-realtime", env={"EMOCAM_LOG_LEVEL": "warning"})
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == ["appeared", "left"]
+    assert result.stderr == ""
+
+
+def test_info_level_logs_the_runtime_lines_as_records() -> None:
+    pytest.importorskip("ai_edge_litert", reason="the XNNPACK line is LiteRT's")
+    result = emocam("run", "--source", str(SAMPLE_CLIP), "--no-realtime")
+    assert result.returncode == 0, result.stderr
+    line = "INFO edge.tflite_runtime: ai_edge_litert.interpreter: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+    assert line in result.stderr
+    assert "\nINFO: " not in result.stderr and not result.stderr.startswith("INFO: ")
+
+
 @pytest.mark.broker
 def test_sample_through_a_real_broker(mqtt_broker: Any, subscribe: Any, unique_id: str, tmp_path: Path) -> None:
     subscriber = subscribe(mqtt_broker, [f"emocam/{unique_id}/#"])
