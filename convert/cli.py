@@ -34,13 +34,17 @@ from convert.quantize import (
     with_flip_averaging,
     write_model,
 )
+from convert.calibrate import Calibration, calibrate
 from convert.verify import Comparison, Predictor, check_drop, compare, predict_all
+from edge import __version__
 from edge.classifier import EmotionClassifier
 from edge.errors import EmocamError
 from edge.model_info import write_model_info
 from train.config import TrainConfig
-from train.data import DataError, Dataset, default_cache_dir, load_dataset, subset
+from train.calibration import expected_calibration_error
+from train.data import DataError, Dataset, default_cache_dir, jpeg_reencoded, load_dataset, subset
 from train.metrics import classification_report
+from train.tf_startup import quiet_tensorflow_startup
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="average SOURCE's probabilities with the first model's, in one model (repeat for "
                         "more; the cost per face adds up). Decide with emocam-train evaluate --split validation "
                         "--ensemble-with")
-    parser.add_argument("--version", default="", help="model version for the sidecar (default: the date and time)")
+    parser.add_argument("--temperature", type=_temperature, default="auto", metavar="auto|T",
+                        help="divide the logits by T so confidences are calibrated; auto fits T on the run's "
+                        "JPEG-scored validation split and records the calibration error before and after in the "
+                        "sidecar (default: auto; 1 keeps them as trained)")
+    parser.add_argument("--version", default="", help="model version for the sidecar (default: the date and time); "
+                        "alone, `emocam-convert --version` prints emocam's version")
     parser.add_argument("--name", default="", help="model name for the sidecar (default: the --out file name)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     return parser
@@ -139,41 +148,75 @@ def _validation_split(data: str, source: Source) -> Dataset | None:
     from train.data import training_split  # the one place the validation split is drawn
 
     cfg = TrainConfig(data=data, extra_data=source.extra_data, classes=source.classes or source.labels,  # type: ignore[arg-type]
-                      val_fraction=source.val_fraction, seed=source.seed, cache_dir=source.cache_dir)
+                      val_fraction=source.val_fraction, seed=source.seed, val_grouping=source.val_grouping,
+                      cache_dir=source.cache_dir)
     return _check_classes(training_split(cfg)[1], source)
 
 
 def _validation_metrics(classifier: EmotionClassifier, validation: Dataset | None) -> dict[str, Any]:
     if validation is None:
         return {}
-    report = classification_report(validation.labels, predict_all(classifier, validation.images), classifier.labels)
+    probs = predict_all(classifier, validation.images)
+    report = classification_report(validation.labels, probs, classifier.labels)
     return {"split": "validation", "source": validation.source, "accuracy": round(report.accuracy, 6),
-            "macro_f1": round(report.macro_f1, 6), "n": report.n}
+            "macro_f1": round(report.macro_f1, 6), "n": report.n,
+            "ece": round(expected_calibration_error(validation.labels, probs), 6)}
 
 
-def _load_models(source: Source, args: argparse.Namespace) -> tuple[Any, Source, list[Path]]:
-    """The model to convert, what it was made from, and its members' .keras files: ``source``
-    alone or averaged with the --ensemble-with runs; then flip TTA."""
+def _scored_validation(validation: Dataset | None, source: Source) -> Dataset | None:
+    """Validation as the run scored it (JPEG-re-encoded since v2 runs), or None."""
+    if validation is None or not source.val_jpeg_quality:
+        return None
+    return jpeg_reencoded(validation, source.val_jpeg_quality)
+
+
+class _KerasReference:
+    """The float Keras model exactly as converted (ensemble, flip TTA and temperature included)."""
+
+    def __init__(self, model: Any, labels: tuple[str, ...]) -> None:
+        self.model, self.labels = model, labels
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        batch = np.asarray(images, np.float32)[..., None]
+        return np.asarray(self.model.predict(batch, batch_size=256, verbose=0), np.float32)
+
+
+def _load_models(source: Source, args: argparse.Namespace, calibration_split: Dataset | None
+                 ) -> tuple[Any, Source, dict[str, Any]]:
+    """The model to convert, what it was made from, and its calibration record: ``source`` alone
+    or averaged with the --ensemble-with runs, tempered, then mirrored for flip TTA."""
+    from convert.calibrate import fold_temperature
+
     members = [load_keras_model(source), *(load_keras_model(read_source(path)) for path in args.ensemble_with)]
+    networks = [model for model, _ in members]
+    record: dict[str, Any] = {}
+    if args.temperature == "auto" and calibration_split is None:
+        log.warning("%s records no JPEG-scored validation split to fit a temperature on; confidences are left "
+                    "as trained (give --temperature T to set one)", source.run_dir)
+    elif args.temperature == "auto":
+        assert calibration_split is not None
+        record = calibrate(networks, calibration_split.images, calibration_split.labels, args.flip_tta,
+                           calibration_split.source).to_dict()
+    elif args.temperature != 1.0:
+        for network in networks:
+            fold_temperature(network, args.temperature)
+        record = {"temperature": args.temperature, "split": "given with --temperature"}
     model, source = with_ensemble_averaging(members) if len(members) > 1 else members[0]
     if args.flip_tta:
         model, source = with_flip_averaging(model, source)
-    return model, source, [member.keras_path for _, member in members]
+    return model, source, record
 
 
-def _reference(keras_paths: list[Path], flip_tta: bool, source: Source) -> Predictor:
-    """The float Keras model(s), averaged and mirrored as the converted model is."""
-    from train.predictors import ensemble, load_predictor, with_flip_tta  # imports Keras
-
+def _temperature(text: str) -> str | float:
+    if text == "auto":
+        return text
     try:
-        reference = ensemble([load_predictor(path) for path in keras_paths])
-    except EmocamError as exc:  # its EvaluationError would otherwise read as a device failure
-        raise ConvertError(str(exc)) from exc
-    if flip_tta:
-        reference = with_flip_tta(reference)
-    if tuple(reference.labels) != source.labels:
-        raise ConvertError(f"{source.keras_path} predicts {list(reference.labels)}, expected {list(source.labels)}")
-    return reference
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.05 <= value <= 20:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a temperature from 0.05 to 20 (1 = as trained)")
+    return value
 
 
 def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
@@ -183,7 +226,9 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     data = args.data or source.data
     if not data:
         raise ConvertError(f"no --data given and {source.run_dir / 'config.json'} names no dataset; pass --data PATH")
-    model, source, keras_paths = _load_models(source, args)
+    validation = _validation_split(data, source)
+    scored_validation = _scored_validation(validation, source)
+    model, source, calibration_record = _load_models(source, args, scored_validation)
 
     train = _load(data, "train", source)
     test = _limit(_load(data, args.verify_split, source), args.verify_limit)
@@ -193,8 +238,7 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     calibration = pin_input_range(train.images[chosen], source.preprocessing)
     log.info("calibrating int8 on %d training images", len(calibration))
 
-    validation = _validation_split(data, source)
-    reference_probs = predict_all(_reference(keras_paths, args.flip_tta, source), test.images)
+    reference_probs = predict_all(_KerasReference(model, source.labels), test.images)
 
     name = args.name or args.out.stem
     version = args.version or f"{now:%Y.%m.%d-%H%M}"
@@ -214,10 +258,17 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
             )
             print(result.summary())
             validation_metrics = _validation_metrics(classifier, validation)
-            if validation_metrics:
-                print(f"{precision:>7}: validation accuracy {validation_metrics['accuracy']:.2%} "
-                      f"[{validation_metrics['source']}, n={validation_metrics['n']}]")
-            write_model_info(path, replace(info, metrics=result.to_metrics(str(data), validation_metrics)))
+            jpeg_metrics = _validation_metrics(classifier, scored_validation)
+            for metrics in (validation_metrics, jpeg_metrics):
+                if metrics:
+                    print(f"{precision:>7}: validation accuracy {metrics['accuracy']:.2%}, ECE {metrics['ece']:.4f} "
+                          f"[{metrics['source']}, n={metrics['n']}]")
+            sidecar_metrics = result.to_metrics(str(data), validation_metrics)
+            if jpeg_metrics:
+                sidecar_metrics["validation_jpeg"] = jpeg_metrics
+            if calibration_record:
+                sidecar_metrics["calibration"] = calibration_record
+            write_model_info(path, replace(info, metrics=sidecar_metrics))
             staged.append(path)
             results.append(result)
         if args.force and results[0].drop_points > args.max_drop:
@@ -232,6 +283,9 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:  # with a value, it names the model
+        print(f"emocam-convert {__version__}")
+        return 0
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -239,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:  # TensorFlow's start-up and export chatter
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        quiet_tensorflow_startup()
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
         convert(args, datetime.now(UTC))

@@ -33,6 +33,7 @@ from edge.errors import EmocamError
 from edge.model_info import ModelInfo, TensorSpec, file_sha256, sidecar_path, write_model_info
 from edge.preprocess import Preprocessing
 from edge.tflite_runtime import make_interpreter
+from train.run import ValidationSplit
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Source:
     # model on it; val_fraction 0 when the run did not record it (a bare .keras file).
     val_fraction: float = 0.0
     seed: int = 0
+    val_grouping: str = "none"
+    val_jpeg_quality: int = 0
     extra_data: tuple[str, ...] = ()
     ensemble_runs: tuple[Path, ...] = ()  # the other members' runs when several models are averaged
 
@@ -139,9 +142,10 @@ def read_source(path: Path) -> Source:
         # fit always records its split; a hand-written config without a seed has no split to redraw.
         val_fraction = float(config.get("val_fraction", 0.1)) if "seed" in config else 0.0
         seed = int(config.get("seed", 0))
-    except (TypeError, ValueError) as exc:
+        split = ValidationSplit.of_run(dict(config))
+    except (TypeError, ValueError) as exc:  # RunError is a ValueError
         raise ConvertError(
-            f"run config {config_path}: params, macs, val_fraction and seed must be numbers ({exc})"
+            f"run config {config_path}: params, macs, val_fraction, seed and val_jpeg_quality must be numbers ({exc})"
         ) from exc
     if not isinstance(extra_data, list) or not all(isinstance(item, str) for item in extra_data):
         raise ConvertError(f"run config {config_path}: extra_data must be a list of dataset paths, got {extra_data!r}")
@@ -158,6 +162,8 @@ def read_source(path: Path) -> Source:
         cache_dir=str(config.get("cache_dir", "") or ""),
         val_fraction=val_fraction,
         seed=seed,
+        val_grouping=split.grouping,
+        val_jpeg_quality=split.jpeg_quality,
         extra_data=tuple(extra_data),
     )
 

@@ -419,3 +419,60 @@ def test_pinned_calibration_spans_the_contract_range_and_leaves_input_alone() ->
     assert (pinned.min(), pinned.max()) == (0, 255)
     assert np.count_nonzero(pinned != images) == 2
     assert (images == 100).all()
+
+
+# --- temperature calibration --------------------------------------------------------------------
+
+
+@pytest.mark.tensorflow
+@requires_tf
+def test_temperature_is_fitted_on_jpeg_validation_and_folded_into_the_model(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A run recording a JPEG-scored, grouped split gets a fitted temperature: the float32 model
+    then outputs exactly softmax(log p / T) of the trained one, and the sidecar records the
+    calibration error before and after."""
+    import keras
+
+    run, data = trained
+    original = keras.saving.load_model(run / "best.keras")
+    named = tiny_model()
+    # The architectures' last layer is called "probabilities": that is where T is folded in.
+    inputs = keras.Input((48, 48, 1))
+    x = inputs
+    for layer in named.layers[1:-1]:
+        x = layer(x)
+    named = keras.Model(inputs, keras.layers.Dense(len(LABELS), activation="softmax", name="probabilities")(x))
+    named.set_weights(original.get_weights())
+    tempered_run = write_run(tmp_path / "run", named, data)
+    config = json.loads((tempered_run / "config.json").read_text())
+    config.update(val_fraction=0.3, val_grouping="pixels", val_jpeg_quality=95)
+    (tempered_run / "config.json").write_text(json.dumps(config))
+
+    out = tmp_path / "models" / "cal.tflite"
+    code, stdout, stderr = run_cli(tempered_run, "--data", data, "--out", out, "--representative-count", 60,
+                                   "--verify-limit", 60, "--also", "float32")
+    assert code == 0, stderr
+    metrics = load_model_info(out).metrics
+    calibration = metrics["calibration"]
+    assert 0.25 <= calibration["temperature"] <= 4.0 and calibration["temperature"] != 1.0
+    assert calibration["split"].endswith("[JPEG q95]") and calibration["n"] == metrics["validation_jpeg"]["n"] > 0
+    assert calibration["ece_after"] <= calibration["ece_before"] + 1e-9
+    assert {"accuracy", "ece", "n"} <= set(metrics["validation_jpeg"]) and "ece" in metrics["validation"]
+
+    faces, _ = band_faces(4, seed=5)
+    float_model = EmotionClassifier(out.with_name("cal-float32.tflite"))
+    trained_probs = named.predict(faces[..., None].astype(np.float32), verbose=0).astype(np.float64)
+    logits = np.log(np.clip(trained_probs, 1e-30, 1)) / calibration["temperature"]
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(float_model.probabilities(faces), expected, atol=2e-3)
+
+
+@pytest.mark.parametrize("value", ["hot", "0", "-1", "nan", "100"])
+def test_temperature_flag_refuses_nonsense(value: str) -> None:
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exc, contextlib.redirect_stderr(err):
+        cli.main(["run", "--temperature", value])
+    assert exc.value.code == 2
+    assert f"--temperature: {value!r} is neither 'auto' nor a temperature" in err.getvalue()

@@ -1,0 +1,87 @@
+"""Temperature scaling folded into the converted model: calibrated confidences at no run-time cost.
+
+The temperature T is fitted on the run's validation split, re-encoded as JPEG as users' images
+are (``train.calibration.fit_temperature``). Every member network ends in a dense layer named
+``probabilities`` with a softmax; dividing its kernel and bias by T divides the logits by T, so
+the int8 model computes softmax(z / T) with exactly the ops it had before. With flip TTA or an
+ensemble the model averages several softmaxes, and each of them is tempered the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convert.quantize import ConvertError
+from train.calibration import expected_calibration_error, fit_temperature, tempered
+
+log = logging.getLogger(__name__)
+
+OUTPUT_LAYER = "probabilities"  # the last layer of every train.architectures network
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    temperature: float
+    split: str
+    n: int
+    ece_before: float
+    ece_after: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"temperature": round(self.temperature, 4), "split": self.split, "n": self.n,
+                "ece_before": round(self.ece_before, 6), "ece_after": round(self.ece_after, 6)}
+
+
+def _output_layer(model: Any) -> Any:
+    try:
+        layer = model.get_layer(OUTPUT_LAYER)
+    except ValueError as exc:
+        raise ConvertError(
+            f"model {model.name} has no layer named {OUTPUT_LAYER!r}, so its logits cannot be tempered; "
+            "convert it with --temperature 1"
+        ) from exc
+    if getattr(layer.activation, "__name__", "") != "softmax" or not layer.use_bias:
+        raise ConvertError(f"layer {OUTPUT_LAYER!r} of {model.name} is not a dense softmax with a bias; "
+                           "convert it with --temperature 1")
+    return layer
+
+
+def member_logits(model: Any, faces: np.ndarray, flip: bool) -> list[np.ndarray]:
+    """The logits of one member network for each view it will see: the faces, and their mirrors."""
+    import keras
+
+    layer = _output_layer(model)
+    features = keras.Model(model.inputs[0], layer.input)
+    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+    views = [faces, faces[:, :, ::-1]] if flip else [faces]
+    return [np.asarray(features.predict(view[..., None].astype(np.float32), batch_size=256, verbose=0), np.float64)
+            @ kernel + bias for view in views]
+
+
+def fold_temperature(model: Any, temperature: float) -> None:
+    """Divide the member's logits by ``temperature``, in place."""
+    layer = _output_layer(model)
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel / temperature, bias / temperature])
+
+
+def calibrate(members: list[Any], faces: np.ndarray, labels: np.ndarray, flip: bool, split: str) -> Calibration:
+    """Fit one temperature for the averaged model on ``faces`` and fold it into every member."""
+    logits = [view for model in members for view in member_logits(model, faces, flip)]
+    temperature = fit_temperature(labels, logits)
+    result = Calibration(
+        temperature=temperature,
+        split=split,
+        n=len(labels),
+        ece_before=expected_calibration_error(labels, tempered(logits, 1.0)),
+        ece_after=expected_calibration_error(labels, tempered(logits, temperature)),
+    )
+    for model in members:
+        fold_temperature(model, temperature)
+    log.info("temperature %.3f fitted on %s (n=%d): ECE %.4f -> %.4f", temperature, split, len(labels),
+             result.ece_before, result.ece_after)
+    return result
