@@ -15,6 +15,7 @@ Runs unchanged on the TensorFlow backend (a workstation CPU) and the JAX backend
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -192,6 +193,39 @@ def _save_atomically(model, path: Path) -> None:
     temporary.replace(path)
 
 
+@functools.cache
+def _warm_ema_sgd():
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="emocam")
+    class WarmEmaSGD(keras.optimizers.SGD):
+        """SGD whose weight average warms up: its momentum at step t is min(ema, (1 + t) / (10 + t)).
+
+        Keras's plain EMA starts from the initial weights with the full momentum, so with 0.999
+        the average still holds ~40% of the random initialisation after 1,000 steps, while the
+        batch-norm statistics follow the trained weights: validation of the average reads as
+        chance for the first ~20 epochs. The warm-up (as in TensorFlow's ExponentialMovingAverage
+        with num_updates) makes the average useful from the first epoch.
+        """
+
+        def _update_model_variables_moving_average(self, trainable_variables):
+            if not self.use_ema:
+                return
+            step = ops.cast(self.iterations, "float32")
+            momentum = ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
+            for var, average in zip(trainable_variables, self._model_variables_moving_average):
+                if average is not None:
+                    rate = ops.cast(momentum, var.dtype)
+                    average.assign(ops.add(ops.multiply(rate, average), ops.multiply(ops.subtract(1, rate), var)))
+
+    return WarmEmaSGD
+
+
+def WarmEmaSGD(*args, **kwargs):  # noqa: N802 (a class, built lazily so this module needs no Keras to import)
+    return _warm_ema_sgd()(*args, **kwargs)
+
+
 def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
     """The model that is trained (``net`` itself, or augmentation layers in front of it), compiled
     with SGD + Nesterov momentum and the configured schedule."""
@@ -216,7 +250,7 @@ def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
         schedule = cfg.learning_rate  # lowered by ReduceLROnPlateau in fit()
     else:
         raise ValueError(f"schedule={cfg.schedule!r}; expected cosine or plateau")
-    optimizer = keras.optimizers.SGD(
+    optimizer = WarmEmaSGD(
         schedule, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay,
         use_ema=cfg.ema > 0, ema_momentum=cfg.ema or 0.99,
     )
