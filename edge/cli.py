@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (default), picamera2, a V4L2 index or /dev/videoN, a video file, a folder of images, "
         "or an rtsp:// or http:// URL",
     )
-    run.add_argument("--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://...; none: JSON lines on stdout")
+    run.add_argument(
+        "--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://...; none: JSON lines on stdout"
+    )
     run.add_argument("--device-id", metavar="ID", help="topic level and device field (default: the host name)")
     run.add_argument(
         "--no-realtime", action="store_true",
@@ -64,9 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         "listen", help="print the emotion events of one camera, several, or all",
         description="Subscribe to emocam's MQTT topics and print the events as they arrive.",
     )
-    listen.add_argument("--config", type=Path, metavar="FILE", help="take the broker, TLS and topic prefix from this config")
-    listen.add_argument("--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://... (default: the config's, else mqtt://localhost)")
-    listen.add_argument("--device", action="append", default=[], metavar="ID", help="a device id; repeat for several (default: all)")
+    listen.add_argument("--config", type=Path, metavar="FILE",
+                        help="take the broker, TLS and topic prefix from this config")
+    listen.add_argument("--broker", metavar="URL",
+                        help="mqtt://[user@]host[:port] or mqtts://... (default: the config's, else mqtt://localhost)")
+    listen.add_argument("--device", action="append", default=[], metavar="ID",
+                        help="a device id; repeat for several (default: all)")
     listen.add_argument("--json", action="store_true", help="raw event JSON, one per line (summaries as JSON too)")
     listen.add_argument("--summary", type=float, default=0.0, metavar="SECONDS",
                         help="instead of events, print per device and window the count and share of each emotion")
@@ -77,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Set [mqtt] ha_discovery = false too, or the daemon publishes them again when it connects.",
     )
     remove.add_argument("--config", type=Path, metavar="FILE", help="TOML config file (default: built-in defaults)")
-    remove.add_argument("--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://... (default: the config's)")
+    remove.add_argument("--broker", metavar="URL",
+                        help="mqtt://[user@]host[:port] or mqtts://... (default: the config's)")
     remove.add_argument("--device-id", metavar="ID", help="the camera whose entities go (default: the config's)")
     return parser
 
@@ -148,7 +154,9 @@ def _remove_discovery(args: argparse.Namespace) -> int:
     settings = _broker_settings(args, {"device_id": args.device_id}, None)
     for topic in remove_discovery(settings):
         log.info("cleared %s", topic)
-    log.info("Home Assistant entities of %s removed; set [mqtt] ha_discovery = false to keep them away", settings.device_id)
+    log.info(
+        "Home Assistant entities of %s removed; set [mqtt] ha_discovery = false to keep them away", settings.device_id
+    )
     return 0
 
 

@@ -17,9 +17,10 @@ import json
 import re
 import socket
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from edge.errors import ConfigError
 from edge.publishers import DEVICE_ID_RULE, MqttSettings, is_valid_device_id
@@ -163,7 +164,9 @@ def _choice(key: str, value: Any, allowed: tuple[Any, ...]) -> None:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(str(a) for a in allowed)}")
 
 
-def _range(key: str, value: float, low: float | None = None, high: float | None = None, above: float | None = None) -> None:
+def _range(
+    key: str, value: float, low: float | None = None, high: float | None = None, above: float | None = None
+) -> None:
     if above is not None and not value > above:
         raise ConfigError(f"{key}: {value!r} must be greater than {above:g}")
     if (low is not None and value < low) or (high is not None and value > high):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import ssl
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from edge import __version__
 from edge.errors import PublishError
@@ -100,7 +100,7 @@ def discovery_configs(settings: MqttSettings, labels: Sequence[str], model_versi
         ),
         **common,
     }
-    return dict(zip(discovery_topics(settings), (emotion, faces, event)))
+    return dict(zip(discovery_topics(settings), (emotion, faces, event), strict=True))
 
 
 def remove_discovery(settings: MqttSettings, timeout: float = 10.0) -> list[str]:
@@ -128,7 +128,8 @@ def remove_discovery(settings: MqttSettings, timeout: float = 10.0) -> list[str]
             if not info.is_published():
                 raise PublishError(
                     f"the MQTT broker {broker.host}:{broker.port} did not acknowledge the removal within "
-                    f"{timeout:.0f} s; check that it is up and that the credentials may write {settings.discovery_prefix}/#"
+                    f"{timeout:.0f} s; check that it is up and that the credentials may write "
+                    f"{settings.discovery_prefix}/#"
                 )
         return topics
     finally:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from edge.errors import ModelError
 from edge.preprocess import Preprocessing
@@ -34,7 +35,7 @@ class TensorSpec:
         return {"shape": list(self.shape), "dtype": self.dtype, "scale": self.scale, "zero_point": self.zero_point}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TensorSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
         return cls(
             shape=tuple(int(v) for v in data["shape"]),
             dtype=str(data["dtype"]),
@@ -80,7 +81,7 @@ class ModelInfo:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "sidecar") -> "ModelInfo":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "sidecar") -> ModelInfo:
         try:
             if int(data.get("schema", 0)) != SIDECAR_SCHEMA:
                 raise ValueError(f"schema={data.get('schema')!r}, expected {SIDECAR_SCHEMA}")

@@ -11,8 +11,9 @@ quarter of the pixels between the two, which is enough to flip a class now and t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,7 +36,7 @@ class Preprocessing:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Preprocessing":
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
         """Build from a sidecar's ``preprocessing`` block; raises ValueError on anything unknown."""
         unknown = set(data) - {"size", "color", "resize", "input_range"}
         if unknown:

@@ -16,8 +16,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Mapping
 
 logger = logging.getLogger(__name__)
 

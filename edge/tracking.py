@@ -114,7 +114,7 @@ class FaceTracker:
         for track in self._tracks:
             if track.reported is not None:
                 index = self.labels.index(track.reported)
-                scores = {label: float(p) for label, p in zip(self.labels, track.smoothed)}
+                scores = {label: float(p) for label, p in zip(self.labels, track.smoothed, strict=True)}
                 states.append(FaceState(track.id, track.reported, float(track.smoothed[index]), track.box, scores))
         return tuple(states)
 

@@ -86,7 +86,9 @@ def test_tensorflow_starts_without_its_banner() -> None:
         "os.write(2, b'still here\\n')\n"
         "print(os.environ['TF_CPP_MIN_LOG_LEVEL'], tensorflow.__name__, type(tensorflow.__loader__).__name__)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env, cwd=REPO
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "tensorflow", "_DroppingBanner"]
     assert "oneDNN custom operations" not in result.stderr
@@ -146,8 +148,8 @@ def test_the_installed_wheel_runs_the_sample_on_its_own_files(dist: Path, tmp_pa
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-index", "--no-deps", str(wheel)],
         check=True, timeout=300,
     )
-    site = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                        text=True).strip())
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.check_output([str(python), "-c", purelib], text=True).strip())
     ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (site / "zz_test_dependencies.pth").write_text("".join(f"{path}\n" for path in sorted(ours)))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMOCAM_", "PYTHON"))}

@@ -9,9 +9,10 @@ classes that occur in the truth or the predictions (a class absent from both say
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -143,7 +144,7 @@ def format_report(report: Report) -> str:
     lines += ["", "confusion matrix (rows: true class, columns: predicted class)"]
     cell = max(7, *(len(label) + 1 for label in report.labels), len(str(report.n)) + 1)
     lines.append(" " * width + "".join(f"{label:>{cell}}" for label in report.labels))
-    for label, row in zip(report.labels, report.confusion_matrix):
+    for label, row in zip(report.labels, report.confusion_matrix, strict=True):
         lines.append(f"{label:<{width}}" + "".join(f"{count:>{cell}d}" for count in row))
     return "\n".join(lines)
 
@@ -155,7 +156,9 @@ _TOP = 64
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _centered_text(image: np.ndarray, text: str, center: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
+def _centered_text(
+    image: np.ndarray, text: str, center: tuple[int, int], scale: float, color: tuple[int, int, int]
+) -> None:
     (w, h), _ = cv2.getTextSize(text, _FONT, scale, 1)
     origin = (int(center[0] - w / 2), int(center[1] + h / 2))
     cv2.putText(image, text, origin, _FONT, scale, color, 1, cv2.LINE_AA)
@@ -186,7 +189,8 @@ def render_confusion(report: Report) -> np.ndarray:
             _centered_text(image, str(int(matrix[i, j])), (x0 + _CELL // 2, y0 + _CELL // 2 - 9), 0.5, ink)
             _centered_text(image, f"{share:.0%}", (x0 + _CELL // 2, y0 + _CELL // 2 + 13), 0.4, ink)
     footer_y = _TOP + n * _CELL + 24
-    cv2.putText(image, "rows: true class, columns: predicted", (_LEFT, footer_y), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    footer = "rows: true class, columns: predicted"
+    cv2.putText(image, footer, (_LEFT, footer_y), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return image
 
 

@@ -18,9 +18,10 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

@@ -105,8 +105,8 @@ class BlazeFaceDetector:
     Boxes are clipped to the frame; landmarks are not (an ear can lie outside it).
 
     ``refine_landmarks`` runs the model a second time on a square around each face to steady
-    its landmarks (one more invoke per face; by default on for "short", off for "full"). Build once; ``detect`` reuses one interpreter and
-    is not thread-safe.
+    its landmarks (one more invoke per face; by default on for "short", off for "full"). Build
+    once; ``detect`` reuses one interpreter and is not thread-safe.
     """
 
     name = "blazeface"

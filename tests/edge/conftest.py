@@ -72,7 +72,9 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def emocam(*args: str, env: Mapping[str, str] | None = None, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def emocam(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = CLI_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """``python -m edge ARGS`` from the repository root, in a clean environment plus ``env``."""
     return subprocess.run(
         [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout,

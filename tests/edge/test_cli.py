@@ -16,7 +16,7 @@ import pytest
 
 from edge.model_info import BUNDLED_MODEL, load_model_info
 from edge.sources import SAMPLE_CLIP
-from tests.edge.conftest import assert_exact_event, clean_env, emocam, REPO, sample_frames
+from tests.edge.conftest import REPO, assert_exact_event, clean_env, emocam, sample_frames
 
 LABELS = load_model_info(BUNDLED_MODEL).labels
 TIMEOUT = 60
@@ -39,7 +39,9 @@ def wait_for_log(path: Path, text: str, process: subprocess.Popen[str], timeout:
     deadline = time.monotonic() + timeout
     while text not in path.read_text():
         if process.poll() is not None:
-            raise AssertionError(f"emocam exited with {process.returncode} before logging {text!r}:\n{path.read_text()}")
+            raise AssertionError(
+                f"emocam exited with {process.returncode} before logging {text!r}:\n{path.read_text()}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"no {text!r} in the log within {timeout} s:\n{path.read_text()}")
         time.sleep(0.05)

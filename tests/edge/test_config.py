@@ -201,7 +201,8 @@ def test_cli_bad_flag_value_exits_2(tmp_path: Path) -> None:
 def test_cli_check_config_prints_the_resolved_config_with_the_secret_redacted(tmp_path: Path) -> None:
     path = tmp_path / "emocam.toml"
     path.write_text('[mqtt]\nurl = "mqtt://bob@broker"\n')
-    result = emocam("check-config", "--config", str(path), env={"EMOCAM_MQTT_PASSWORD": "hunter2", "EMOCAM_DEVICE_ID": "cam1"})
+    env = {"EMOCAM_MQTT_PASSWORD": "hunter2", "EMOCAM_DEVICE_ID": "cam1"}
+    result = emocam("check-config", "--config", str(path), env=env)
     assert result.returncode == 0, result.stderr
     resolved = tomllib.loads(result.stdout)
     assert resolved["device_id"] == "cam1" and resolved["mqtt"]["url"] == "mqtt://bob@broker"

@@ -29,7 +29,7 @@ from edge.model_info import BUNDLED_MODEL, load_model_info
 from edge.mqtt_publisher import MqttPublisher
 from edge.sdnotify import SystemdNotifier
 from edge.sources import SAMPLE_CLIP, Frame, VideoFileSource
-from tests.edge.conftest import assert_exact_event, FakeClock, sample_frames, wait_until
+from tests.edge.conftest import FakeClock, assert_exact_event, sample_frames, wait_until
 
 PLACEHOLDER = load_model_info(BUNDLED_MODEL).version == "0.0-placeholder"
 FAST_TRACKER = {"hold_seconds": 0.2, "smoothing_seconds": 0.1, "lost_after_seconds": 0.3}
@@ -111,7 +111,9 @@ class ScriptedSource:
     name = "scripted camera"
     live = True
 
-    def __init__(self, clock: FakeClock | None = None, advance: float = 0.0, failing_opens: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, clock: FakeClock | None = None, advance: float = 0.0, failing_opens: tuple[int, ...] = ()
+    ) -> None:
         self.items: queue.Queue[Any] = queue.Queue()
         self.clock = clock
         self.advance = advance
@@ -164,7 +166,9 @@ def make_daemon(
     pipeline: Pipeline, source: Any, publisher: Any = None, clock: FakeClock | None = None, **kwargs: Any
 ) -> tuple[Daemon, Any]:
     publisher = publisher or RecordingPublisher()
-    daemon = Daemon(pipeline, publisher, source, clock=clock or FakeClock(), wall_clock=lambda: 1_800_000_000.0, **kwargs)
+    daemon = Daemon(
+        pipeline, publisher, source, clock=clock or FakeClock(), wall_clock=lambda: 1_800_000_000.0, **kwargs
+    )
     return daemon, publisher
 
 
@@ -298,7 +302,11 @@ def test_watchdog_pings_come_from_the_loop_and_stop_when_it_stalls(
 
 
 def test_reload_keeps_the_running_model_on_bad_input_and_swaps_in_a_good_one(
-    pipeline: Pipeline, face_image: np.ndarray, empty_image: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    pipeline: Pipeline,
+    face_image: np.ndarray,
+    empty_image: np.ndarray,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     good = tmp_path / "good" / "model.tflite"
     corrupt = tmp_path / "corrupt" / "model.tflite"
@@ -357,7 +365,12 @@ def test_reload_says_broker_and_source_changes_need_a_restart(
     pipeline: Pipeline, empty_image: np.ndarray, caplog: pytest.LogCaptureFixture
 ) -> None:
     changed = parse_config(
-        {"tracker": FAST_TRACKER, "mqtt": {"url": "mqtt://elsewhere"}, "source": {"name": "1"}, "stats": {"interval": 5}},
+        {
+            "tracker": FAST_TRACKER,
+            "mqtt": {"url": "mqtt://elsewhere"},
+            "source": {"name": "1"},
+            "stats": {"interval": 5},
+        },
         hostname="test",
     )
     clock = FakeClock()

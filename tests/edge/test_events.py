@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -23,7 +24,7 @@ from tests.edge.conftest import assert_exact_event
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 SCORES = (0.01, 0.02, 0.81234, 0.1, 0.03, 0.02766)
-TS = datetime(2026, 11, 5, 12, 0, 0, 123000, tzinfo=timezone.utc).timestamp()
+TS = datetime(2026, 11, 5, 12, 0, 0, 123000, tzinfo=UTC).timestamp()
 
 
 def make_event(kind: str = "changed", previous: str | None = "neutral") -> EmotionEvent:
@@ -106,7 +107,8 @@ def test_state_payload_lists_faces_largest_first() -> None:
     }
     assert parse_state(payload).faces[1].scores == {"happy": 0.3877, "sad": 0.6123}
     empty = state_payload([], "kitchen", "1.2", TS)
-    assert (empty["count"], empty["emotion"], empty["confidence"], empty["scores"], empty["faces"]) == (0, None, None, None, [])
+    fields = (empty["count"], empty["emotion"], empty["confidence"], empty["scores"], empty["faces"])
+    assert fields == (0, None, None, None, [])
     assert parse_state(empty).emotion is None
 
 
@@ -135,7 +137,8 @@ def test_the_documented_examples_follow_the_schema() -> None:
     for payload in events:
         assert_exact_event(payload, LABELS)
     (state,) = [e for e in examples if "faces" in e and isinstance(e["faces"], list)]
-    made = state_payload([FaceState(1, "happy", 0.8, (0.1, 0.1, 0.2, 0.2), {"happy": 0.8, "sad": 0.2})], "kitchen", "1.0", TS)
+    face = FaceState(1, "happy", 0.8, (0.1, 0.1, 0.2, 0.2), {"happy": 0.8, "sad": 0.2})
+    made = state_payload([face], "kitchen", "1.0", TS)
     assert set(state) == set(made) and set(state["faces"][0]) == set(made["faces"][0])
     assert not parse_state(state).extra
     (stats,) = [e for e in examples if "uptime_s" in e]

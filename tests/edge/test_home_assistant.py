@@ -27,7 +27,10 @@ _ENV.filters["to_json"] = json.dumps  # Home Assistant's filter of that name
 
 def render(template: str, payload: bytes | str | dict[str, Any]) -> str:
     """How Home Assistant evaluates a template: ``value`` is the text, ``value_json`` its JSON."""
-    text = payload.decode() if isinstance(payload, bytes) else payload if isinstance(payload, str) else json.dumps(payload)
+    if isinstance(payload, bytes):
+        text = payload.decode()
+    else:
+        text = payload if isinstance(payload, str) else json.dumps(payload)
     try:
         value_json = json.loads(text)
     except ValueError:
@@ -58,11 +61,12 @@ def test_templates_render_like_home_assistant() -> None:
     emotion, faces, event_entity = configs.values()
     for topic, config in configs.items():
         check_home_assistant_config(topic.split("/")[1], config)
-    scores = dict(zip(LABELS, (0.02, 0.03, 0.8, 0.1, 0.03, 0.02)))
+    scores = dict(zip(LABELS, (0.02, 0.03, 0.8, 0.1, 0.03, 0.02), strict=True))
     state = state_payload([FaceState(1, "happy", 0.8, (0.1, 0.1, 0.2, 0.2), scores)], "kitchen", MODEL, 0.0)
     assert render(emotion["value_template"], state) == "happy"
     assert render(emotion["value_template"], state_payload([], "kitchen", MODEL, 0.0)) == "none"
-    assert json.loads(render(emotion["json_attributes_template"], state)) == {"faces": 1, "confidence": 0.8, "scores": scores}
+    attributes = json.loads(render(emotion["json_attributes_template"], state))
+    assert attributes == {"faces": 1, "confidence": 0.8, "scores": scores}
     assert render(faces["value_template"], state) == "1"
     appeared = {"type": "appeared", "emotion": "sad", "face": 3, "confidence": 0.7}
     assert json.loads(render(event_entity["value_template"], appeared)) == {
@@ -85,7 +89,8 @@ def test_a_running_daemon_publishes_configs_whose_topics_are_fed(
     assert result.returncode == 0, result.stderr
     seen = watcher.collect(lambda got: any(m.text == "stopped" for m in got))
     configs = {m.topic: json.loads(m.payload) for m in seen if m.topic.endswith("/config")}
-    assert sorted(t.split("/")[1] + "/" + t.split("/")[3] for t in configs) == ["event/emotion", "sensor/emotion", "sensor/faces"]
+    components = sorted(t.split("/")[1] + "/" + t.split("/")[3] for t in configs)
+    assert components == ["event/emotion", "sensor/emotion", "sensor/faces"]
     assert len({c["unique_id"] for c in configs.values()}) == 3
     assert len({json.dumps(c["device"], sort_keys=True) for c in configs.values()}) == 1  # one device per camera
 
@@ -103,7 +108,8 @@ def test_a_running_daemon_publishes_configs_whose_topics_are_fed(
             assert all(json.loads(r)["event_type"] in config["event_types"] for r in rendered)
         elif config.get("device_class") == "enum":
             assert rendered[-1] == "none" and all(r in config["options"] for r in rendered), rendered
-            attributes = [json.loads(render(config["json_attributes_template"], v)) for v in fed(config["json_attributes_topic"])]
+            template, topic = config["json_attributes_template"], config["json_attributes_topic"]
+            attributes = [json.loads(render(template, v)) for v in fed(topic)]
             assert set(attributes[0]["scores"]) == set(LABELS) and attributes[0]["faces"] == 1
         else:
             assert [int(r) for r in rendered] == [1, 0]  # the astronaut, then nobody
@@ -111,7 +117,8 @@ def test_a_running_daemon_publishes_configs_whose_topics_are_fed(
         assert availability[0] == "online" and availability[-1] == "offline"  # 'stopped' reads as offline
 
     kept = subscribe(mqtt_broker, [config_filter]).collect(lambda got: len(got) >= 3)
-    assert all(m.retain for m in kept) and {m.topic for m in kept} == set(configs)  # Home Assistant restarting sees them
+    # Home Assistant restarting sees them.
+    assert all(m.retain for m in kept) and {m.topic for m in kept} == set(configs)
 
     removed = emocam("remove-discovery", "--broker", mqtt_broker.url, "--device-id", unique_id)
     assert removed.returncode == 0, removed.stderr

@@ -12,7 +12,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from edge.ha_discovery import discovery_configs, discovery_topics, remove_discov
 from edge.mqtt_publisher import MqttPublisher
 from edge.publishers import MqttSettings, StdoutPublisher, parse_broker_url
 from edge.tracking import FaceTracker, TrackerSettings
-from tests.edge.conftest import assert_exact_event, Broker, free_port, Subscriber, wait_until
+from tests.edge.conftest import Broker, Subscriber, assert_exact_event, free_port, wait_until
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 MODEL = "test-1"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from edge.payloads import (
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 SCORES = (0.01, 0.02, 0.81234, 0.1, 0.03, 0.02766)
-TS = datetime(2026, 11, 5, 12, 0, 0, 123000, tzinfo=timezone.utc)
+TS = datetime(2026, 11, 5, 12, 0, 0, 123000, tzinfo=UTC)
 
 
 def make_payload(kind: str = "changed", previous: str | None = "neutral") -> dict[str, Any]:
@@ -40,7 +41,8 @@ def wire(payload: Any) -> bytes:
 def test_an_event_parses_into_typed_fields() -> None:
     event = parse_message("emocam/kitchen/events", wire(make_payload()))
     assert isinstance(event, Event)
-    assert (event.type, event.device, event.face, event.emotion, event.previous) == ("changed", "kitchen", 7, "happy", "neutral")
+    fields = (event.type, event.device, event.face, event.emotion, event.previous)
+    assert fields == ("changed", "kitchen", 7, "happy", "neutral")
     assert event.ts == TS
     assert event.confidence == pytest.approx(0.8123)
     assert list(event.scores) == list(LABELS)
@@ -160,7 +162,8 @@ def test_topics_route_to_the_right_type() -> None:
         parse_message("other/kitchen/events", wire(make_payload()))
     nested = parse_message("home/emocam/kitchen/events", wire(make_payload()), prefix="home/emocam")
     assert isinstance(nested, Event) and nested.device == "kitchen"
-    for wrong in ("emocam/kitchen/events", "home/emocam/a/b/events", "x/home/emocam/kitchen/events", "home/emocam//events"):
+    wrongs = ("emocam/kitchen/events", "home/emocam/a/b/events", "x/home/emocam/kitchen/events", "home/emocam//events")
+    for wrong in wrongs:
         with pytest.raises(PayloadError, match="topic"):
             parse_message(wrong, wire(make_payload()), prefix="home/emocam")
     with pytest.raises(PayloadError, match="device='kitchen' but the topic says 'hall'"):
@@ -168,7 +171,8 @@ def test_topics_route_to_the_right_type() -> None:
 
 
 def test_state_consistency_is_checked() -> None:
-    made = state_payload([FaceState(1, "sad", 0.7, (0.1, 0.1, 0.2, 0.2), {"happy": 0.3, "sad": 0.7})], "kitchen", "1.0", TS.timestamp())
+    face = FaceState(1, "sad", 0.7, (0.1, 0.1, 0.2, 0.2), {"happy": 0.3, "sad": 0.7})
+    made = state_payload([face], "kitchen", "1.0", TS.timestamp())
     with pytest.raises(PayloadError, match="count=3 but faces lists 1"):
         parse_message("emocam/kitchen/state", wire({**made, "count": 3}))
     with pytest.raises(PayloadError, match="largest"):

@@ -83,7 +83,10 @@ def test_image_folder_plays_in_name_order_and_skips_a_corrupt_image(
     image_folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock()
-    with caplog.at_level(logging.WARNING), ImageFolderSource(image_folder, fps=10, realtime=False, clock=clock) as source:
+    with (
+        caplog.at_level(logging.WARNING),
+        ImageFolderSource(image_folder, fps=10, realtime=False, clock=clock) as source,
+    ):
         frames = read_all(source)
     assert [f.index for f in frames] == [0, 1, 2, 3, 4]
     # Timestamps follow the file position, so the skipped image leaves a gap instead of a shift.

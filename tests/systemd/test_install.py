@@ -107,14 +107,17 @@ def test_install_prints_the_system_steps(sandbox: Sandbox) -> None:
     assert "+ python3 -m venv --system-site-packages /opt/emocam/venv\n" in out
     # Built from a copy, so pip's build files never land, root-owned, in the user's checkout.
     assert f"building from a copy of {sandbox.source} in " in out
-    staged = re.search(r"^\+ /opt/emocam/venv/bin/pip install --constraint /opt/emocam/constraints\.txt (\S+)$", out, re.M)
+    pip_line = r"^\+ /opt/emocam/venv/bin/pip install --constraint /opt/emocam/constraints\.txt (\S+)$"
+    staged = re.search(pip_line, out, re.M)
     assert staged and staged.group(1).endswith("/emocam-src") and not staged.group(1).startswith(str(sandbox.source))
     # One pip step: the BlazeFace models ship inside the package, nothing is installed beside it.
     assert len(re.findall(r"^\+ \S+/pip install ", out, re.M)) == 1
     # The device install never asks for the training extra (TensorFlow).
     assert "[train]" not in out and "tensorflow" not in out.lower()
     steps = [line for line in out.splitlines() if line.startswith("+ systemctl")]
-    assert steps == ["+ systemctl daemon-reload", "+ systemctl enable emocam.service", "+ systemctl restart emocam.service"]
+    assert steps == [
+        "+ systemctl daemon-reload", "+ systemctl enable emocam.service", "+ systemctl restart emocam.service"
+    ]
     # The config is checked as the service user before the service is (re)started.
     assert out.index("check-config --config /etc/emocam/emocam.toml") < out.index("+ systemctl restart")
 
@@ -206,7 +209,7 @@ def test_dry_run_writes_nothing(sandbox: Sandbox) -> None:
     before = _snapshot(sandbox.root)
     out = sandbox.run("--dry-run").stdout
     assert _snapshot(sandbox.root) == before
-    assert f"+ install -D -m 0640 " in out and f"{sandbox.root}/etc/emocam/emocam.toml\n" in out
+    assert "+ install -D -m 0640 " in out and f"{sandbox.root}/etc/emocam/emocam.toml\n" in out
     assert f"{sandbox.root}/etc/systemd/system/emocam.service\n" in out
     assert sandbox.executed() == ""
 
@@ -251,7 +254,8 @@ def test_shellcheck_is_clean() -> None:
 
 def test_source_defaults_to_the_checkout_holding_the_script(sandbox: Sandbox) -> None:
     result = subprocess.run(
-        ["bash", str(INSTALLER), "--root", str(sandbox.root)], capture_output=True, text=True, timeout=60, env=sandbox.env
+        ["bash", str(INSTALLER), "--root", str(sandbox.root)],
+        capture_output=True, text=True, timeout=60, env=sandbox.env,
     )
     assert result.returncode == 0, result.stderr
     assert f"installing emocam from {REPO} " in result.stdout

@@ -12,6 +12,7 @@ read blocks in open(2) the way a wedged camera read blocks.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import shutil
 import signal
@@ -170,7 +171,7 @@ def test_ready_then_paced_pings_then_stopping_on_sigterm(
     assert code == 0, _log(tmp_path)
     listener.drain()
     pings = [t for t in listener.pings() if t > ready[0]]
-    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
     # Paced at half the timeout, not per frame (frames are 0.2 s apart), and never so late that
     # systemd would have killed the service.
     assert all(INTERVAL * 0.9 <= gap < 2 * INTERVAL for gap in gaps), gaps
