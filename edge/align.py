@@ -141,4 +141,5 @@ def _bilinear(gray: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     top = pixels[y_a, x_a] * (one - wx) + pixels[y_a, x_b] * wx
     bottom = pixels[y_b, x_a] * (one - wx) + pixels[y_b, x_b] * wx
     total = top * (one - wy) + bottom * wy
-    return ((total + (1 << (2 * _WEIGHT_BITS - 1))) >> (2 * _WEIGHT_BITS)).astype(np.uint8)
+    crop: np.ndarray = ((total + (1 << (2 * _WEIGHT_BITS - 1))) >> (2 * _WEIGHT_BITS)).astype(np.uint8)
+    return crop

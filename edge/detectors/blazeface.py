@@ -254,7 +254,8 @@ class _Letterbox:
         scale = np.array(
             [self.frame_width / self.content_width, self.frame_height / self.content_height]
         )
-        return (points * self.input_size - np.array([self.pad_x, self.pad_y])) * scale
+        pixels: np.ndarray = (points * self.input_size - np.array([self.pad_x, self.pad_y])) * scale
+        return pixels
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
@@ -322,7 +323,8 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     area = np.prod(box[1] - box[0])
     areas = np.prod(boxes[:, 1] - boxes[:, 0], axis=1)
     union = area + areas - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    iou: np.ndarray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return iou
 
 
 def _weighted_nms(
