@@ -123,6 +123,7 @@ class Daemon:
         self._last_stats = self._started
         self._frames_at_stats = 0
         self._frames = 0
+        self._events_sent = 0  # the seq of the last event published: 1, 2, 3... since start
         self._errors = 0
         self._reopens = 0
         self._media_time = 0.0  # the tracker's clock: the last frame's timestamp
@@ -230,7 +231,8 @@ class Daemon:
         version = self._pipeline.classifier.info.version
         for event in events:
             log.debug("event %s face %d %s %.2f", event.type, event.face, event.emotion, event.confidence)
-            self._publisher.publish_event(event_payload(event, device, version))
+            self._events_sent += 1  # numbers every event since start, so consumers can count gaps
+            self._publisher.publish_event(event_payload(event, device, version, seq=self._events_sent))
         # The tracker's state changes exactly when it emits events.
         self._publisher.publish_state(state_payload(self._tracker.tracks, device, version, self._wall()))
 

@@ -8,9 +8,10 @@ that ``event_payload`` and ``state_payload`` build. Subscribers parse them back 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 EventType = Literal["appeared", "changed", "left"]
 EVENT_TYPES: tuple[EventType, ...] = ("appeared", "changed", "left")
@@ -53,7 +54,7 @@ class EmotionEvent:
 
     @property
     def scores_by_label(self) -> dict[str, float]:
-        return dict(zip(self.labels, self.scores))
+        return dict(zip(self.labels, self.scores, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +77,24 @@ class FaceState:
 
 def iso_utc(ts: float) -> str:
     """Epoch seconds -> ``2026-11-05T12:00:00.123Z`` (what every payload's ``ts`` holds)."""
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    moment = datetime.fromtimestamp(ts, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _box_dict(box: Box) -> dict[str, float]:
-    return {key: round(float(value), _ROUNDING) for key, value in zip("xywh", box)}
+    return {key: round(float(value), _ROUNDING) for key, value in zip("xywh", box, strict=True)}
 
 
 def _scores_dict(scores: Mapping[str, float]) -> dict[str, float]:
     return {label: round(float(value), _ROUNDING) for label, value in scores.items()}
 
 
-def event_payload(event: EmotionEvent, device: str, model_version: str) -> dict[str, Any]:
-    """The JSON object published on ``<prefix>/<device>/events`` for one event."""
+def event_payload(event: EmotionEvent, device: str, model_version: str, seq: int | None = None) -> dict[str, Any]:
+    """The JSON object published on ``<prefix>/<device>/events`` for one event.
+
+    ``seq`` numbers the device's events 1, 2, 3... since it started (the daemon counts them), so
+    a consumer can tell a lost event (a gap) from a repeated one; None leaves it out.
+    """
     payload: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "type": event.type,
@@ -104,6 +109,10 @@ def event_payload(event: EmotionEvent, device: str, model_version: str) -> dict[
     }
     if event.previous is not None:
         payload["previous"] = event.previous
+    if seq is not None:
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise ValueError(f"seq={seq!r} must be an integer >= 1")
+        payload["seq"] = seq
     return payload
 
 
@@ -164,5 +173,6 @@ EVENT_SCHEMA: dict[str, Any] = {
         },
         "model": {"type": "string"},
         "previous": {"type": "string", "minLength": 1},
+        "seq": {"type": "integer", "minimum": 1},
     },
 }

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from edge.events import EVENT_TYPES, ISO_UTC, SCHEMA_VERSION
 
@@ -73,6 +74,7 @@ class Event:
     previous: str | None = None
     schema: int = SCHEMA_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
+    seq: int | None = None  # the device's event number since it started; None from older emocams
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +151,7 @@ Message = Event | State | Stats | Availability
 # ---- decoding ----
 
 
-def decode_json(payload: bytes | str) -> dict[str, Any]:
+def decode_json(payload: bytes | bytearray | str) -> dict[str, Any]:
     """Bytes off the wire -> a JSON object, or PayloadError saying why not."""
     size = len(payload)
     if size > MAX_PAYLOAD_BYTES:
@@ -180,7 +182,7 @@ def split_topic(topic: str, prefix: str = "emocam") -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-def parse_message(topic: str, payload: bytes | str, prefix: str = "emocam") -> Message:
+def parse_message(topic: str, payload: bytes | bytearray | str, prefix: str = "emocam") -> Message:
     """Any emocam message, by its topic: the one call a subscriber needs."""
     device, kind = split_topic(topic, prefix)
     if kind == "availability":
@@ -208,7 +210,7 @@ def parse_message(topic: str, payload: bytes | str, prefix: str = "emocam") -> M
 class _Checker:
     """Reads fields of one payload, collecting every problem rather than stopping at the first."""
 
-    def __init__(self, data: Mapping[str, Any], what: str, known: Sequence[str], prefix: str = "",
+    def __init__(self, data: Mapping[str, Any], what: str, known: Set[str], prefix: str = "",
                  problems: list[str] | None = None) -> None:
         """``prefix`` names a nested object in messages (``faces[0].``); ``problems`` is its parent's list."""
         self.data, self.what, self.prefix = data, what, prefix
@@ -216,9 +218,9 @@ class _Checker:
         self.extra = {k: v for k, v in data.items() if k not in known}
 
     @classmethod
-    def of(cls, data: Any, what: str, known: Sequence[str]) -> "_Checker":
+    def of(cls, data: Any, what: str, known: Set[str]) -> _Checker:
         """A checker for a whole payload, which must be a JSON object."""
-        if not isinstance(data, Mapping):
+        if not _is_object(data):
             raise PayloadError(what, [f"a JSON {type(data).__name__} where an object was expected"])
         return cls(data, what, known)
 
@@ -231,9 +233,10 @@ class _Checker:
 
     def schema(self) -> int:
         value = self.data.get("schema")
-        if not _is_int(value) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             self.fail(f"schema={value!r} must be an integer >= 1")
             self.raise_if_any()
+            raise AssertionError("unreachable: raise_if_any raised")  # for the type checker
         if value > SCHEMA_VERSION:
             self.fail(f"schema {value} is newer than this emocam reads ({SCHEMA_VERSION}); upgrade emocam here")
             self.raise_if_any()
@@ -267,7 +270,10 @@ class _Checker:
     def number(self, key: str, unit: bool = False, required: bool = True) -> float | None:
         if not self.present(key, required):
             return None
-        return _number(self.prefix + key, self.data[key], unit, self.problems)
+        value = self.data[key]
+        if unit and (number := _unit_or_none(value)) is not None:
+            return number
+        return _number(self.prefix + key, value, unit, self.problems)
 
     def timestamp(self) -> datetime | None:
         value = self.data.get("ts")
@@ -293,6 +299,19 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_object(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # json.loads makes dicts: the fast check first
+
+
+def _unit_or_none(value: Any) -> float | None:
+    """A number in 0..1 as float, or None; the check every score and box field needs, kept cheap
+    because a listener runs it ten times per event."""
+    kind = type(value)
+    if (kind is float or kind is int) and 0.0 <= value <= 1.0:  # NaN fails the comparison
+        return float(value)
+    return None
+
+
 def _number(name: str, value: Any, unit: bool, problems: list[str]) -> float | None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or (unit and not 0.0 <= value <= 1.0):
@@ -302,27 +321,36 @@ def _number(name: str, value: Any, unit: bool, problems: list[str]) -> float | N
 
 
 def _scores(name: str, value: Any, problems: list[str]) -> dict[str, float] | None:
-    if not isinstance(value, Mapping) or len(value) < 2:
+    if not _is_object(value) or len(value) < 2:
         problems.append(f"{name}={value!r} must map every label to a probability")
         return None
-    before = len(problems)
-    scores = {str(k): _number(f"{name}[{k!r}]", v, True, problems) for k, v in value.items()}
-    if len(problems) > before:
+    scores: dict[str, float] = {}
+    for k, v in value.items():
+        number = _unit_or_none(v)
+        if number is None:
+            number = _number(f"{name}[{k!r}]", v, True, problems)  # a subclass of int/float, or a problem
+            if number is None:
+                continue
+        scores[str(k)] = number
+    if len(scores) < len(value):
         return None
-    total = sum(v for v in scores.values() if v is not None)
+    total = sum(scores.values())
     if abs(total - 1.0) > _SUM_TOLERANCE:
         problems.append(f"{name} sum to {total:.3f}, expected about 1")
-    return {k: v for k, v in scores.items() if v is not None}
+    return scores
 
 
 def _box(name: str, value: Any, problems: list[str]) -> Box | None:
-    if not isinstance(value, Mapping) or not {"x", "y", "w", "h"} <= set(value):
+    if not _is_object(value) or "x" not in value or "y" not in value or "w" not in value or "h" not in value:
         problems.append(f"{name}={value!r} must be an object with x, y, w and h")
         return None
-    before = len(problems)
-    x, y, w, h = (_number(f"{name}.{k}", value[k], True, problems) for k in "xywh")
-    if len(problems) > before or x is None or y is None or w is None or h is None:
-        return None
+    x, y = _unit_or_none(value["x"]), _unit_or_none(value["y"])
+    w, h = _unit_or_none(value["w"]), _unit_or_none(value["h"])
+    if x is None or y is None or w is None or h is None:
+        before = len(problems)
+        x, y, w, h = (_number(f"{name}.{k}", value[k], True, problems) for k in "xywh")
+        if len(problems) > before or x is None or y is None or w is None or h is None:
+            return None
     if w <= 0 or h <= 0:
         problems.append(f"{name}={dict(value)} must have a positive width and height")
     if x + w > 1.0 + 1e-3 or y + h > 1.0 + 1e-3:
@@ -332,12 +360,14 @@ def _box(name: str, value: Any, problems: list[str]) -> Box | None:
 
 # ---- the three JSON payloads ----
 
-_EVENT_FIELDS = ("schema", "type", "ts", "device", "face", "emotion", "confidence", "scores", "box", "model", "previous")
-_STATE_FIELDS = ("schema", "ts", "device", "model", "count", "emotion", "confidence", "scores", "faces")
-_FACE_FIELDS = ("face", "emotion", "confidence", "box", "scores")
-_STATS_FIELDS = ("schema", "ts", "device", "model", "uptime_s", "fps", "faces", "frames", "dropped_frames",
-                 "skipped_frames", "frame_errors", "source", "source_ok", "source_reopens", "latency_ms",
-                 "rss_mb", "peak_rss_mb", "cpu_temp_c", "mqtt")
+# Sets, because every field of every message is looked up in them (what is not there goes to extra).
+_EVENT_FIELDS = frozenset(("schema", "type", "ts", "device", "face", "emotion", "confidence", "scores", "box", "model",
+                           "previous", "seq"))
+_STATE_FIELDS = frozenset(("schema", "ts", "device", "model", "count", "emotion", "confidence", "scores", "faces"))
+_FACE_FIELDS = frozenset(("face", "emotion", "confidence", "box", "scores"))
+_STATS_FIELDS = frozenset(("schema", "ts", "device", "model", "uptime_s", "fps", "faces", "frames", "dropped_frames",
+                           "skipped_frames", "frame_errors", "source", "source_ok", "source_reopens", "latency_ms",
+                           "rss_mb", "peak_rss_mb", "cpu_temp_c", "mqtt"))
 
 
 def parse_event(data: Any, labels: Sequence[str] | None = None) -> Event:
@@ -353,6 +383,7 @@ def parse_event(data: Any, labels: Sequence[str] | None = None) -> Event:
     emotion, confidence = c.text("emotion"), c.number("confidence", unit=True)
     scores, box = c.scores("scores"), c.box()
     previous = c.text("previous", required=kind == "changed")
+    seq = c.integer("seq", minimum=1, required=False)  # absent from emocam versions before it was sent
     if scores is not None:
         if labels is not None and list(scores) != list(labels):
             c.fail(f"scores has labels {list(scores)}, expected {list(labels)} in that order")
@@ -365,7 +396,8 @@ def parse_event(data: Any, labels: Sequence[str] | None = None) -> Event:
     if kind in ("appeared", "left") and "previous" in data:
         c.fail(f"previous is only allowed for 'changed' events, not {kind!r}")
     c.raise_if_any()
-    return Event(kind, ts, device, face, emotion, confidence, scores, box, model, previous, schema, c.extra)  # type: ignore[arg-type]
+    return Event(kind, ts, device, face, emotion, confidence, scores, box, model, previous, schema, c.extra,  # type: ignore[arg-type]
+                 seq)
 
 
 def parse_state(data: Any) -> State:
@@ -420,14 +452,16 @@ def parse_stats(data: Any) -> Stats:
     uptime, fps = c.number("uptime_s"), c.number("fps")
     faces, frames = c.integer("faces"), c.integer("frames")
     dropped, skipped, errors, reopens = (
-        c.integer(key, required=False) for key in ("dropped_frames", "skipped_frames", "frame_errors", "source_reopens"))
+        c.integer(key, required=False)
+        for key in ("dropped_frames", "skipped_frames", "frame_errors", "source_reopens"))
     source = c.text("source", required=False)
     source_ok = data.get("source_ok")
     if source_ok is not None and not isinstance(source_ok, bool):
         c.fail(f"source_ok={source_ok!r} must be true or false")
         source_ok = None
     latency = data.get("latency_ms", {})
-    if not isinstance(latency, Mapping) or not all(v is None or _number("", v, False, []) is not None for v in latency.values()):
+    if not isinstance(latency, Mapping) or not all(
+            v is None or _number("", v, False, []) is not None for v in latency.values()):
         c.fail(f"latency_ms={latency!r} must map stages to milliseconds (or null)")
         latency = {}
     rss, peak, temp = (c.number(key, required=False) for key in ("rss_mb", "peak_rss_mb", "cpu_temp_c"))

@@ -178,6 +178,7 @@ def test_sample_clip_gives_valid_appeared_then_left_events(pipeline: Pipeline) -
     daemon, publisher = make_daemon(pipeline, source, clock=clock)
     assert daemon.run() == 0
     assert [e["type"] for e in publisher.events] == ["appeared", "left"]
+    assert [e["seq"] for e in publisher.events] == [1, 2]  # numbered from start, for consumers' gap counts
     for event in publisher.events:
         assert_exact_event(event, pipeline.classifier.labels)
         assert event["face"] == 1 and event["device"] == "test" and event["model"] == pipeline.classifier.info.version
@@ -354,8 +355,8 @@ def test_reload_keeps_the_running_model_on_bad_input_and_swaps_in_a_good_one(
     assert "mqtt.qos: 3 is not one of 0, 1, 2" in caplog.text
     assert daemon.pipeline.classifier.model_path == good
     # The face that appeared under the old model leaves under the new one: same track, no flush.
-    assert [(e["type"], e["face"], e["model"]) for e in publisher.events] == [
-        ("appeared", 1, pipeline.classifier.info.version), ("left", 1, "1.1-test"),
+    assert [(e["type"], e["face"], e["model"], e["seq"]) for e in publisher.events] == [
+        ("appeared", 1, pipeline.classifier.info.version, 1), ("left", 1, "1.1-test", 2),  # a reload keeps counting
     ]
     # Every reload, accepted or not, is bracketed: RELOADING=1 ... READY=1.
     assert notifier.calls.count("reloading") == 3 and notifier.calls.count("ready") == 1 + 3

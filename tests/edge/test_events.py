@@ -68,6 +68,30 @@ def test_appeared_and_left_carry_no_previous() -> None:
         assert_exact_event(payload, LABELS)
 
 
+def test_seq_numbers_events_when_given() -> None:
+    payload = event_payload(make_event(), "kitchen", "1.2", seq=41)
+    assert payload["seq"] == 41 and list(payload)[-1] == "seq"
+    assert assert_exact_event(payload, LABELS).seq == 41
+    assert "seq" not in event_payload(make_event(), "kitchen", "1.2")
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ValueError, match="seq="):
+            event_payload(make_event(), "kitchen", "1.2", seq=bad)  # type: ignore[arg-type]
+
+
+def test_an_event_stays_within_its_400_byte_budget() -> None:
+    """docs/mqtt.md: at most 400 bytes with the six-class model, a 64-character device id, an
+    8-character model version and face ids and seq below a million; about 310 bytes typically."""
+    scores = (0.1111, 0.1113, 0.1114, 0.1115, 0.1116, 0.4431)
+    worst = EmotionEvent("changed", 999_999, "surprise", 0.4431, LABELS, scores, (0.1234, 0.2345, 0.3456, 0.4567),
+                         TS, previous="neutral")
+    wire = json.dumps(event_payload(worst, "d" * 64, "12.34.56", seq=999_999), separators=(",", ":"))
+    assert len(wire.encode()) <= 400, len(wire)
+    typical = EmotionEvent("appeared", 3, "neutral", 0.7112, LABELS, (0.0312, 0.0401, 0.1206, 0.7112, 0.0755, 0.0214),
+                           (0.4125, 0.2208, 0.1797, 0.2396), TS)
+    size = len(json.dumps(event_payload(typical, "kitchen", "1.3.0", seq=120), separators=(",", ":")))
+    assert 280 <= size <= 330, size
+
+
 def test_event_value_checks() -> None:
     with pytest.raises(ValueError, match="previous"):
         make_event("appeared", previous="neutral")

@@ -56,6 +56,15 @@ def test_fields_from_a_newer_emocam_are_kept_aside_not_refused() -> None:
     assert event.extra == {"gaze": {"x": 0.1}, "age_hint": None}
 
 
+def test_seq_is_read_when_sent_and_none_from_older_emocams() -> None:
+    assert parse_event(make_payload()).seq is None  # emocam before seq: still an event
+    event = parse_event({**make_payload(), "seq": 12})
+    assert event.seq == 12 and event.extra == {}
+    for bad in ("12", 0, 1.5, True):
+        with pytest.raises(PayloadError, match="seq="):
+            parse_event({**make_payload(), "seq": bad})
+
+
 def test_a_newer_schema_is_refused_with_advice() -> None:
     with pytest.raises(PayloadError, match="schema 2 is newer than this emocam reads .1.; upgrade emocam"):
         parse_event({**make_payload(), "schema": 2})
@@ -197,7 +206,8 @@ def test_json_schema_agrees_with_the_parser() -> None:
     validator = jsonschema.Draft202012Validator(EVENT_SCHEMA)
     good = make_payload()
     assert list(validator.iter_errors(good)) == []
-    for bad in ({**good, "type": "moved"}, {**good, "face": 0}, {**good, "ts": "yesterday"},
+    assert list(validator.iter_errors({**good, "seq": 3})) == []
+    for bad in ({**good, "type": "moved"}, {**good, "face": 0}, {**good, "ts": "yesterday"}, {**good, "seq": 0},
                 {**good, "box": {"x": 0.1, "y": 0.2, "w": 2.0, "h": 0.1}}):
         assert list(validator.iter_errors(bad)), bad
         with pytest.raises(PayloadError):
