@@ -244,9 +244,8 @@ write_constraints() {
     {
         printf '# Written by systemd/install.sh for %s; pip installs with --constraint this file.\n' "$codename"
         if [[ $codename == bookworm ]]; then
-            # apt's picamera2 is built against numpy 1.24: numpy 2 in the venv breaks its import
-            # ("numpy.dtype size changed"), and OpenCV 4.12+ requires numpy 2.
-            printf 'numpy<2\nopencv-python-headless==4.11.0.86\n'
+            # The pins for apt's picamera2 (numpy 1.24); why: in the file.
+            cat "$SCRIPT_DIR/constraints-bookworm.txt"
         else
             printf '# No pins: this release ships numpy 2, which the current wheels match.\n'
         fi
