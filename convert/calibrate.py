@@ -37,29 +37,30 @@ class Calibration:
 
 
 def _output_layer(model: Any) -> Any:
-    try:
-        layer = model.get_layer(OUTPUT_LAYER)
-    except ValueError as exc:
+    """The member's last dense softmax, found inside wrappers too (a centre crop nests the net)."""
+    found = [layer for layer in model._flatten_layers() if layer.name == OUTPUT_LAYER]
+    if not found:
         raise ConvertError(
             f"model {model.name} has no layer named {OUTPUT_LAYER!r}, so its logits cannot be tempered; "
             "convert it with --temperature 1"
-        ) from exc
-    if getattr(layer.activation, "__name__", "") != "softmax" or not layer.use_bias:
+        )
+    layer = found[0]
+    if getattr(layer.activation, "__name__", "") != "softmax" or not getattr(layer, "use_bias", False):
         raise ConvertError(f"layer {OUTPUT_LAYER!r} of {model.name} is not a dense softmax with a bias; "
                            "convert it with --temperature 1")
     return layer
 
 
 def member_logits(model: Any, faces: np.ndarray, flip: bool) -> list[np.ndarray]:
-    """The logits of one member network for each view it will see: the faces, and their mirrors."""
-    import keras
-
-    layer = _output_layer(model)
-    features = keras.Model(model.inputs[0], layer.input)
-    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+    """The logits of one member network for each view it will see: the faces, and their mirrors.
+    log(p) differs from the logits by a constant per face, which softmax(z / T) ignores."""
+    _output_layer(model)  # refuse a model that cannot be tempered before spending time on it
     views = [faces, faces[:, :, ::-1]] if flip else [faces]
-    return [np.asarray(features.predict(view[..., None].astype(np.float32), batch_size=256, verbose=0), np.float64)
-            @ kernel + bias for view in views]
+    logits = []
+    for view in views:
+        probs = model.predict(np.ascontiguousarray(view)[..., None].astype(np.float32), batch_size=256, verbose=0)
+        logits.append(np.log(np.clip(np.asarray(probs, np.float64), 1e-30, 1.0)))
+    return logits
 
 
 def fold_temperature(model: Any, temperature: float) -> None:

@@ -30,6 +30,7 @@ from convert.quantize import (
     read_source,
     representative_indices,
     staging,
+    with_centre_cropping,
     with_ensemble_averaging,
     with_flip_averaging,
     write_model,
@@ -103,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="average SOURCE's probabilities with the first model's, in one model (repeat for "
                         "more; the cost per face adds up). Decide with emocam-train evaluate --split validation "
                         "--ensemble-with")
+    parser.add_argument("--centre-crop", type=_non_negative, default=0, metavar="N",
+                        help="score every member on the central NxN pixels of the face (pooling-head networks "
+                        "trained on crops); decide with emocam-train evaluate --split validation --centre-crop N")
     parser.add_argument("--temperature", type=_temperature, default="auto", metavar="auto|T",
                         help="divide the logits by T so confidences are calibrated; auto fits T on the run's "
                         "JPEG-scored validation split and records the calibration error before and after in the "
@@ -188,6 +192,8 @@ def _load_models(source: Source, args: argparse.Namespace, calibration_split: Da
     from convert.calibrate import fold_temperature
 
     members = [load_keras_model(source), *(load_keras_model(read_source(path)) for path in args.ensemble_with)]
+    if args.centre_crop:
+        members = [with_centre_cropping(model, member, args.centre_crop) for model, member in members]
     networks = [model for model, _ in members]
     record: dict[str, Any] = {}
     if args.temperature == "auto" and calibration_split is None:

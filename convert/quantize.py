@@ -362,6 +362,19 @@ def with_flip_averaging(model: Any, source: Source) -> tuple[Any, Source]:
     return averaged, replace(source, architecture=f"{source.architecture}+flip-tta", macs=2 * source.macs)
 
 
+def with_centre_cropping(model: Any, source: Source, crop: int) -> tuple[Any, Source]:
+    """Bake a centre crop in front of a pooling-head network (see train.architectures)."""
+    from train.architectures import with_centre_crop
+
+    try:
+        cropped = with_centre_crop(model, crop)
+    except ValueError as exc:
+        raise ConvertError(f"{source.keras_path}: {exc}") from exc
+    size = source.preprocessing.size
+    return cropped, replace(source, architecture=f"{source.architecture}+centre{crop}",
+                            macs=round(source.macs * crop * crop / (size * size)))
+
+
 def with_ensemble_averaging(members: list[tuple[Any, Source]]) -> tuple[Any, Source]:
     """Bake an ensemble into one model: the mean of the members' probabilities. Members must share
     labels and preprocessing; the first one's run stands for the rest (split, data, calibration).

@@ -156,3 +156,24 @@ def _leaf_layers(model: keras.Model):
             yield from _leaf_layers(layer)
         else:
             yield layer
+
+
+def with_centre_crop(model: keras.Model, crop: int) -> keras.Model:
+    """The same network scoring only the central ``crop`` x ``crop`` pixels of each face.
+
+    A pooling-head network trained on random crops can be scored on the whole face or on its
+    centre; validation decides. The result still takes the full face, so the preprocessing
+    contract and the device code do not change, and it costs (crop / size)^2 of the MACs.
+    """
+    size = int(model.inputs[0].shape[1])
+    if not 8 <= crop < size:
+        raise ValueError(f"centre crop {crop} must be from 8 to {size - 1} for {size}x{size} faces")
+    try:
+        cropped = keras.models.clone_model(model, input_tensors=keras.Input((crop, crop, 1), name="centre"))
+        cropped.set_weights(model.get_weights())
+    except ValueError as exc:  # a flatten head's dense layer cannot take a smaller map
+        raise ValueError(f"{model.name} cannot score a {crop}x{crop} centre crop ({exc}); only pooling-head "
+                         "networks can (vgg-m-pool, resnet18-n)") from exc
+    inputs = keras.Input((size, size, 1), name="pixels")
+    outputs = cropped(layers.CenterCrop(crop, crop, name="centre_crop")(inputs))
+    return keras.Model(inputs, outputs, name=f"{model.name}_centre{crop}")

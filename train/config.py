@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif isinstance(default, tuple):
             parser.add_argument(flag, action="append", default=None, help=help_text)
         else:
-            parser.add_argument(flag, type=type(default), default=None, help=help_text)
+            # Named choices are listed by argparse itself, in --help and in its error message.
+            parser.add_argument(flag, type=type(default), default=None, help=help_text, choices=CHOICES.get(f.name))
 
 
 def from_arguments(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:

@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("model", type=Path, help="a .tflite (with its .json sidecar), a .keras, or a run directory")
     parser.add_argument("data", type=Path, help="Kaggle-layout folder or .zip, fer2013.csv, or a <class>/ folder")
     parser.add_argument(
-        "--split", default="test",
+        "--split", default="test", choices=("train", "test", "publictest", "privatetest", "validation"),
         help="train, test, publictest, privatetest, or validation: the part of train/ a run held out for "
         "model selection, drawn with --val-fraction and --seed (default: test)",
     )
@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     parser.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image")
+    parser.add_argument("--centre-crop", type=int, default=0, metavar="N",
+                        help="score pooling-head Keras models on the central NxN pixels of each face (e.g. 40, "
+                        "the training crop); the choice emocam-convert --centre-crop bakes in (default 0: whole face)")
     parser.add_argument("--ensemble-with", type=Path, action="append", default=[], metavar="MODEL",
                         help="average MODEL's probabilities with the first model's (repeat for more); "
                         "the choice emocam-convert --ensemble-with bakes in")
@@ -154,7 +157,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not 0 <= args.jpeg_quality <= 100:
         raise EvaluationError(f"--jpeg-quality {args.jpeg_quality} must be from 1 to 100 (0 = as stored)")
     models = [args.model, *args.ensemble_with]
-    predictor = ensemble([load_predictor(path, num_threads=args.threads, batch_size=args.batch_size) for path in models])
+    predictor = ensemble([load_predictor(path, num_threads=args.threads, batch_size=args.batch_size,
+                                         centre_crop=args.centre_crop) for path in models])
     if args.flip_tta:
         predictor = with_flip_tta(predictor)
     dataset = _load_split(args, _classes(args.classes, predictor))
@@ -164,7 +168,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report, curve = evaluate_with_calibration(predictor, dataset)
     human = out if not args.json else err
     name = " + ".join(str(path) for path in models)
-    print(f"model {name} on {dataset.source}{' (flip TTA)' if args.flip_tta else ''}", file=human)
+    crop = f", {args.centre_crop}x{args.centre_crop} centre" if args.centre_crop else ""
+    print(f"model {name} on {dataset.source}{' (flip TTA)' if args.flip_tta else ''}{crop}", file=human)
     print(format_report(report), file=human)
     print(f"expected calibration error {curve.ece:.4f} ({len(curve.counts)} bins)", file=human)
     if args.confusion_png is not None:
@@ -182,6 +187,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "unreadable": dataset.skipped,
             "flip_tta": bool(args.flip_tta),
             "jpeg_quality": args.jpeg_quality,
+            "centre_crop": args.centre_crop,
             "ece": curve.ece,
             "ensemble_with": [str(path) for path in args.ensemble_with],
         }

@@ -428,9 +428,20 @@ def write_validation_metrics(run_dir: Path, val: Dataset, jpeg_quality: int = 0)
     return metrics
 
 
+def _list_architectures(parser: argparse.ArgumentParser) -> None:
+    try:
+        from train.architectures import describe_choices  # needs Keras; main() says how to install it
+    except ImportError:
+        return
+    for action in parser._actions:
+        if action.dest == "architecture":
+            action.help = f"{action.help}. Choices: {describe_choices()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emocam-train fit", description="Train an emotion CNN into a run directory.")
     add_arguments(parser)
+    _list_architectures(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after this many minutes (0 = no limit)")
     parser.add_argument("--stop-at-epoch", type=int, default=0, metavar="N",

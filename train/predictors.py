@@ -107,7 +107,8 @@ def _labels_beside(path: Path) -> tuple[str, ...]:
 class KerasPredictor:
     """A .keras inference model: input (size, size, 1) float pixels 0..255, output probabilities."""
 
-    def __init__(self, path: Path, num_threads: int = 0, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(self, path: Path, num_threads: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
+                 centre_crop: int = 0) -> None:
         self.path = Path(path)
         self.batch_size = batch_size
         if not zipfile.is_zipfile(self.path):
@@ -126,7 +127,15 @@ class KerasPredictor:
         except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
             raise EvaluationError(f"{self.path} is not a loadable Keras model ({exc}); {_HOW_TO_FIX}") from exc
         self._check_shapes()
-        log.info("loaded Keras model %s (%s)", self.path, ",".join(self._labels))
+        if centre_crop:
+            from train.architectures import with_centre_crop
+
+            try:
+                self._model = with_centre_crop(self._model, centre_crop)
+            except ValueError as exc:
+                raise EvaluationError(f"{self.path}: {exc}") from exc
+        log.info("loaded Keras model %s (%s)%s", self.path, ",".join(self._labels),
+                 f", scored on its {centre_crop}x{centre_crop} centre" if centre_crop else "")
 
     @staticmethod
     def _configure_threads(num_threads: int) -> None:
@@ -221,8 +230,10 @@ def ensemble(predictors: list[Predictor]) -> Predictor:
     return predictors[0] if len(predictors) == 1 else EnsemblePredictor(predictors)
 
 
-def load_predictor(path: Path, num_threads: int = 0, batch_size: int = DEFAULT_BATCH_SIZE) -> Predictor:
-    """A .tflite, a .keras, or a run directory (its best.keras); ``num_threads`` 0 = all cores."""
+def load_predictor(path: Path, num_threads: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
+                   centre_crop: int = 0) -> Predictor:
+    """A .tflite, a .keras, or a run directory (its best.keras); ``num_threads`` 0 = all cores;
+    ``centre_crop`` scores a Keras model on the central crop of each face (a .tflite has it baked in)."""
     path = Path(path)
     if batch_size < 1:
         raise EvaluationError(f"batch size must be >= 1, got {batch_size}")
@@ -235,7 +246,10 @@ def load_predictor(path: Path, num_threads: int = 0, batch_size: int = DEFAULT_B
         path = best
     suffix = path.suffix.lower()
     if suffix == ".tflite":
+        if centre_crop:
+            raise EvaluationError(f"{path}: a .tflite's centre crop is fixed when it is converted "
+                                  "(emocam-convert --centre-crop); evaluate its .keras to choose one")
         return TflitePredictor(path, num_threads, batch_size)
     if suffix == ".keras":
-        return KerasPredictor(path, num_threads, batch_size)
+        return KerasPredictor(path, num_threads, batch_size, centre_crop)
     raise EvaluationError(f"model {path} has an unknown suffix {path.suffix or '(none)'!r}; {_HOW_TO_FIX}")

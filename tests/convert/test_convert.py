@@ -476,3 +476,22 @@ def test_temperature_flag_refuses_nonsense(value: str) -> None:
         cli.main(["run", "--temperature", value])
     assert exc.value.code == 2
     assert f"--temperature: {value!r} is neither 'auto' nor a temperature" in err.getvalue()
+
+
+@pytest.mark.tensorflow
+@requires_tf
+def test_centre_crop_is_baked_in_and_costed(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    run, data = trained
+    out = tmp_path / "crop.tflite"
+    code, _, stderr = run_cli(run, "--data", data, "--out", out, "--representative-count", 60, "--verify-limit", 60,
+                              "--centre-crop", 40)
+    assert code == 0, stderr
+    info = load_model_info(out)
+    assert info.architecture == "band-net+centre40" and info.macs == round(12345 * 40 * 40 / (48 * 48))
+    assert info.input.shape == (-1, 48, 48, 1)  # the device still hands it whole faces
+    faces, labels = band_faces(5, seed=4)
+    blanked = faces.copy()
+    blanked[:, :4] = blanked[:, -4:] = 128  # outside the centre: ignored
+    classifier = EmotionClassifier(out)
+    np.testing.assert_array_equal(classifier.probabilities(faces), classifier.probabilities(blanked))
+    assert np.mean(classifier.probabilities(faces).argmax(1) == labels) >= 0.9

@@ -210,3 +210,21 @@ def test_fit_names_bad_flags_before_reading_data(tmp_path: Path, capsys: pytest.
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.tensorflow
+def test_centre_crop_scores_the_centre_of_a_pooling_net_and_refuses_a_flatten_net() -> None:
+    from train.architectures import build, with_centre_crop
+
+    net = build("tiny-pool", 48, 6)
+    cropped = with_centre_crop(net, 40)
+    faces = np.random.default_rng(3).uniform(0, 255, (3, 48, 48, 1)).astype("float32")
+    any_size = build("tiny-pool", None, 6)
+    any_size.set_weights(net.get_weights())
+    np.testing.assert_allclose(cropped.predict(faces, verbose=0), any_size.predict(faces[:, 4:44, 4:44], verbose=0),
+                               atol=1e-6)
+    outside = faces.copy()
+    outside[:, :4] = 0  # pixels outside the centre do not matter
+    np.testing.assert_allclose(cropped.predict(outside, verbose=0), cropped.predict(faces, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="cannot score a 40x40 centre crop"):
+        with_centre_crop(build("tiny", 48, 6), 40)
