@@ -2,7 +2,7 @@
 
     emocam run [--config FILE] [--source SRC] [--broker URL] [--device-id ID] [--no-realtime]
     emocam check-config [--config FILE] [--json]
-    emocam listen [--config FILE] [--broker URL] [--device ID ...] [--json] [--summary SECONDS]
+    emocam listen [--config FILE] [--broker URL] [--device ID ...] [--json] [--summary SECONDS] [--share GROUP]
     emocam remove-discovery [--config FILE] [--broker URL] [--device-id ID]
 
 Exit codes: 0 clean stop (also SIGTERM, SIGINT, end of a file), 2 bad config, 3 missing or corrupt
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--json", action="store_true", help="raw event JSON, one per line (summaries as JSON too)")
     listen.add_argument("--summary", type=float, default=0.0, metavar="SECONDS",
                         help="instead of events, print per device and window the count and share of each emotion")
+    listen.add_argument("--share", metavar="GROUP",
+                        help="join this MQTT 5 shared-subscription group: the listeners of a group split the events, "
+                        "each event to one of them")
 
     remove = commands.add_parser(
         "remove-discovery", help="delete this camera's Home Assistant entities from the broker",
@@ -138,7 +141,8 @@ def _broker_settings(args: argparse.Namespace, flags: dict[str, Any], default_ur
 def _listen(args: argparse.Namespace) -> int:
     from edge.listen import Listener
 
-    listener = Listener(_broker_settings(args, {}, "mqtt://localhost"), args.device, args.json, args.summary)
+    listener = Listener(_broker_settings(args, {}, "mqtt://localhost"), args.device, args.json, args.summary,
+                        share=args.share)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         listener.stop.set()

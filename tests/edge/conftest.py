@@ -1,5 +1,6 @@
 """What the edge tests share: a real MQTT broker and a recording subscriber, the CLI run as a
-subprocess, a fake clock, the sample clip's frames and a real face photo.
+subprocess (``emocam listen`` in the background too), a fake clock, the sample clip's frames and
+a real face photo.
 
 ``mqtt_broker`` (one per session) serves tests that only publish and subscribe; ``own_broker``
 (one per test) may be stopped and started again, and keeps retained messages and persistent
@@ -13,16 +14,18 @@ Tests that start their own publisher should use ``broker.protocols[-1]`` as the 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.events import EmotionEvent, event_payload
 from edge.payloads import Event, parse_event
 from edge.sources import SAMPLE_CLIP
 
@@ -54,6 +58,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
+
+
+def event_bytes(device: str, seq: int | None, face: int = 1) -> bytes:
+    """A valid event of ``device`` as published (``appeared``), numbered ``seq``."""
+    labels = ("angry", "fear", "happy", "neutral", "sad", "surprise")
+    scores = (0.05, 0.05, 0.75, 0.05, 0.05, 0.05)
+    event = EmotionEvent("appeared", face, "happy", 0.75, labels, scores, (0.4, 0.2, 0.2, 0.25), 1_800_000_000.0)
+    return json.dumps(event_payload(event, device, "1.0", seq=seq), separators=(",", ":")).encode()
 
 
 def assert_exact_event(payload: object, labels: tuple[str, ...] | None = None) -> Event:
@@ -130,13 +142,16 @@ class Broker:
     host = "127.0.0.1"
 
     def __init__(
-        self, workdir: Path, kind: str, executable: str, persistent: bool = False, anonymous: bool = True
+        self, workdir: Path, kind: str, executable: str, persistent: bool = False, anonymous: bool = True,
+        config: Sequence[str] = (),
     ) -> None:
+        """``config``: more mosquitto.conf lines (a password_file and acl_file, say)."""
         self.workdir = workdir
         self.kind = kind
         self.executable = executable
         self.persistent = persistent
         self.anonymous = anonymous
+        self.config = tuple(config)
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -164,6 +179,7 @@ class Broker:
             if self.persistent:
                 # Sessions and retained messages survive stop()/start(); QoS 0 too, for QoS 0 tests.
                 lines += ["persistence true", f"persistence_location {self.workdir}/", "queue_qos0_messages true"]
+            lines += self.config
             config = self.workdir / "mosquitto.conf"
             config.write_text("\n".join(lines) + "\n")
             return [self.executable, "-c", str(config)]
@@ -341,6 +357,70 @@ def subscribe() -> Iterator[Callable[..., Subscriber]]:
     yield make
     for subscriber in made:
         subscriber.close()
+
+
+# --- emocam listen in the background --------------------------------------------------------
+
+
+class Listen:
+    """``emocam listen ARGS`` in the background; stdout lines collected on a thread."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.stderr_path = tmp_path / f"listen-{time.monotonic_ns()}.err"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edge", "listen", *args], stdout=subprocess.PIPE,
+            stderr=self.stderr_path.open("w"), text=True, env=clean_env(env), cwd=REPO,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait_for_stderr(self, text: str, count: int = 1) -> None:
+        wait_until(lambda: self.stderr.count(text) >= count or self.process.poll() is not None,
+                   timeout=CLI_TIMEOUT, what=f"{text!r} from listen")
+        assert self.process.poll() is None, f"listen exited with {self.process.returncode}:\n{self.stderr}"
+
+    def wait_for_lines(self, count: int) -> list[str]:
+        wait_until(lambda: len(self.lines) >= count, timeout=CLI_TIMEOUT,
+                   what=f"{count} lines from listen, have {self.lines}")
+        return list(self.lines)
+
+    def interrupt(self) -> int:
+        """Ctrl-C: the exit code, after checking the exit was clean."""
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(CLI_TIMEOUT)
+        self._reader.join(CLI_TIMEOUT)
+        assert "Traceback" not in self.stderr, self.stderr
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(CLI_TIMEOUT)
+
+
+@pytest.fixture
+def listen(tmp_path: Path) -> Iterator[Callable[..., Listen]]:
+    """``listen(*ARGS, env=None)`` -> ``emocam listen ARGS`` running; killed after the test."""
+    started: list[Listen] = []
+
+    def make(*args: str, env: dict[str, str] | None = None) -> Listen:
+        process = Listen(tmp_path, *args, env=env)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.kill()
 
 
 # --- real face photos ------------------------------------------------------------------------

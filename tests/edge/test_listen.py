@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,72 +17,15 @@ import pytest
 from edge.model_info import load_model_info
 from edge.payloads import MAX_PAYLOAD_BYTES
 from edge.sources import SAMPLE_CLIP
-from tests.edge.conftest import REPO, Broker, assert_exact_event, clean_env, emocam, wait_until
+from tests.edge.conftest import REPO, Broker, assert_exact_event, clean_env, emocam, event_bytes, wait_until
 
 pytestmark = pytest.mark.broker
 
 TIMEOUT = 60.0
 LABELS = load_model_info(REPO / "edge" / "models" / "emocam-fer6.tflite").labels
-EVENT_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}  (\S+)  face (\d+)  (\w+) (0\.\d\d|1\.00)  (appeared|left|changed from \w+)$")
-
-
-class Listen:
-    """``emocam listen ARGS`` in the background; stdout lines collected on a thread."""
-
-    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.stderr_path = tmp_path / f"listen-{time.monotonic_ns()}.err"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge", "listen", *args], stdout=subprocess.PIPE,
-            stderr=self.stderr_path.open("w"), text=True, env=clean_env(env), cwd=REPO,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def wait_for_stderr(self, text: str, count: int = 1) -> None:
-        wait_until(lambda: self.stderr.count(text) >= count or self.process.poll() is not None,
-                   timeout=TIMEOUT, what=f"{text!r} from listen")
-        assert self.process.poll() is None, f"listen exited with {self.process.returncode}:\n{self.stderr}"
-
-    def wait_for_lines(self, count: int) -> list[str]:
-        wait_until(lambda: len(self.lines) >= count, timeout=TIMEOUT, what=f"{count} lines from listen, have {self.lines}")
-        return list(self.lines)
-
-    def interrupt(self) -> int:
-        """Ctrl-C: the exit code, after checking the exit was clean."""
-        self.process.send_signal(signal.SIGINT)
-        code = self.process.wait(TIMEOUT)
-        self._reader.join(TIMEOUT)
-        assert "Traceback" not in self.stderr, self.stderr
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(TIMEOUT)
-
-
-@pytest.fixture
-def listen(tmp_path: Path):
-    started: list[Listen] = []
-
-    def make(*args: str, env: dict[str, str] | None = None) -> Listen:
-        process = Listen(tmp_path, *args, env=env)
-        started.append(process)
-        return process
-
-    yield make
-    for process in started:
-        process.kill()
+EVENT_LINE = re.compile(
+    r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}  (\S+)  face (\d+)  (\w+) (0\.\d\d|1\.00)  (appeared|left|changed from \w+)$"
+)
 
 
 def run_daemon(broker: Broker, device: str, tmp_path: Path) -> None:
@@ -94,7 +36,8 @@ def run_daemon(broker: Broker, device: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_readable_and_json_lines_from_a_running_daemon(mqtt_broker: Broker, unique_id: str, tmp_path: Path, listen: Any) -> None:
+def test_readable_and_json_lines_from_a_running_daemon(mqtt_broker: Broker, unique_id: str, tmp_path: Path,
+                                                       listen: Any) -> None:
     readable = listen("--broker", mqtt_broker.url, "--device", unique_id)
     raw = listen("--broker", mqtt_broker.url, "--device", unique_id, "--json")
     readable.wait_for_stderr("connected to MQTT broker")
@@ -125,7 +68,8 @@ def test_summary_counts_emotions_per_device_and_window(mqtt_broker: Broker, uniq
     sender = subscribe(mqtt_broker, [f"sender/{unique_id}"])
     template = {"schema": 1, "ts": "2026-11-05T12:00:01.250Z", "device": other, "face": 1, "confidence": 0.7,
                 "box": {"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2}, "model": "1.0"}
-    for kind, emotion, previous in (("appeared", "sad", None), ("changed", "happy", "sad"), ("changed", "sad", "happy")):
+    sequence = (("appeared", "sad", None), ("changed", "happy", "sad"), ("changed", "sad", "happy"))
+    for kind, emotion, previous in sequence:
         scores = {label: (0.7 if label == emotion else 0.3 / (len(LABELS) - 1)) for label in LABELS}
         payload = {**template, "type": kind, "emotion": emotion, "scores": scores}
         if previous:
@@ -147,7 +91,8 @@ def test_summary_counts_emotions_per_device_and_window(mqtt_broker: Broker, uniq
     assert other_row["start"] < other_row["end"]
 
 
-def test_malformed_payloads_are_reported_and_skipped(mqtt_broker: Broker, unique_id: str, subscribe: Any, listen: Any) -> None:
+def test_malformed_payloads_are_reported_and_skipped(mqtt_broker: Broker, unique_id: str, subscribe: Any,
+                                                     listen: Any) -> None:
     watcher = listen("--broker", mqtt_broker.url, "--json")
     watcher.wait_for_stderr("connected to MQTT broker")
     sender = subscribe(mqtt_broker, [f"sender/{unique_id}"])
@@ -229,10 +174,54 @@ def test_bad_arguments_exit_2_with_the_value_named(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--device 'a/b'" in result.stderr and "Traceback" not in result.stderr
     result = emocam("listen", "--broker", "http://host")
     assert result.returncode == 2 and "http://host" in result.stderr
+    for group in ("a/b", "fleet+", "#", ""):
+        result = emocam("listen", "--share", group)
+        assert result.returncode == 2 and f"--share {group!r}: a group name is" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_burst_beyond_mosquittos_default_queue_arrives_whole(mqtt_broker: Broker, unique_id: str,
+                                                               subscribe: Any, listen: Any) -> None:
+    """Mosquitto keeps 20 messages in flight and 1,000 queued for a client that does not announce
+    a Receive Maximum, and drops the rest: a listener stopped while 3,000 events arrive would get
+    1,020 of them. Over MQTT 5 ``emocam listen`` announces 65535, so it gets all 3,000."""
+    if "5" not in mqtt_broker.protocols:
+        pytest.skip("needs an MQTT 5 broker (mosquitto)")
+    count = 3000
+    watcher = listen("--broker", mqtt_broker.url, "--device", unique_id, "--json")
+    watcher.wait_for_stderr("subscribed to")
+    sender = subscribe(mqtt_broker, [f"sender/{unique_id}"])
+    watcher.process.send_signal(signal.SIGSTOP)  # a listener that falls far behind, for a while
+    try:
+        infos = [sender.client.publish(f"emocam/{unique_id}/events", event_bytes(unique_id, seq), qos=1)
+                 for seq in range(1, count + 1)]
+        for info in infos:
+            info.wait_for_publish(TIMEOUT)
+    finally:
+        watcher.process.send_signal(signal.SIGCONT)
+    lines = watcher.wait_for_lines(count)
+    assert [json.loads(line)["seq"] for line in lines] == list(range(1, count + 1))
+    assert watcher.interrupt() == 0
+    assert "WARNING" not in watcher.stderr, watcher.stderr
+
+
+def test_gaps_in_seq_are_reported_and_repeats_and_restarts_are_not(mqtt_broker: Broker, unique_id: str,
+                                                                     subscribe: Any, listen: Any) -> None:
+    watcher = listen("--broker", mqtt_broker.url, "--device", unique_id, "--json")
+    watcher.wait_for_stderr("subscribed to")
+    sender = subscribe(mqtt_broker, [f"sender/{unique_id}"])
+    sent = [1, 2, 5, 6, 6, 1, 2, None]  # 3 and 4 lost; 6 delivered twice; a restart; an emocam without seq
+    for seq in sent:
+        sender.client.publish(f"emocam/{unique_id}/events", event_bytes(unique_id, seq), qos=1)
+    assert len(watcher.wait_for_lines(len(sent))) == len(sent)  # every event is printed, repeats too
+    watcher.wait_for_stderr(f"missed 2 events of {unique_id} (seq 3 to 4)")
+    assert watcher.interrupt() == 0
+    assert watcher.stderr.count("WARNING") == 1, watcher.stderr  # the gap; the restart and the repeat are none
+    assert "stopped; missed 2 events of 1 device (gaps in their seq); 1 event arrived twice" in watcher.stderr
 
 
 def test_readable_formats() -> None:
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from edge.listen import SummaryWindow, format_event, format_summary
     from edge.payloads import parse_event
@@ -241,7 +230,7 @@ def test_readable_formats() -> None:
                "emotion": "sad", "confidence": 0.666, "scores": {"happy": 0.334, "sad": 0.666},
                "box": {"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2}, "model": "1.0", "previous": "happy"}
     line = format_event(parse_event(payload))
-    local = datetime(2026, 11, 5, 12, 0, 1, tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    local = datetime(2026, 11, 5, 12, 0, 1, tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     assert line == f"{local}  hall  face 4  sad 0.67  changed from happy"
     window = SummaryWindow(start=1_700_000_000.0)
     for kind, emotion in (("appeared", "sad"), ("changed", "happy"), ("left", "happy"), ("changed", "sad")):
@@ -249,5 +238,6 @@ def test_readable_formats() -> None:
         event.pop("previous") if kind != "changed" else event.update(previous="happy" if emotion == "sad" else "sad")
         window.add(parse_event(event))
     (row,) = window.rows(end=1_700_000_060.0)
-    assert row["events"] == 3 and row["emotions"] == {"sad": {"count": 2, "share": 0.6667}, "happy": {"count": 1, "share": 0.3333}}
+    assert row["events"] == 3
+    assert row["emotions"] == {"sad": {"count": 2, "share": 0.6667}, "happy": {"count": 1, "share": 0.3333}}
     assert format_summary(row).endswith("  hall  3 events: sad 2 (67%), happy 1 (33%)")
