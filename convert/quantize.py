@@ -279,6 +279,27 @@ def _converter_errors() -> tuple[type[BaseException], ...]:
     return (*errors, ConverterError)
 
 
+@contextlib.contextmanager
+def _native_stderr_captured() -> Iterator[io.StringIO]:
+    """Capture what C++ code writes straight to file descriptor 2 (the MLIR quantizer prints a
+    raw "fully_quantize: 0, inference_type: 6, ..." line per conversion), for the debug log."""
+    captured = io.StringIO()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (an embedded interpreter): nothing to capture
+        yield captured
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.write(sink.read().decode("utf-8", "replace"))
+
+
 def convert_keras(model: Any, precision: str, calibration: np.ndarray | None = None) -> bytes:
     """One precision of ``model`` as .tflite bytes; int8 needs (N, S, S) uint8 calibration images."""
     if precision not in PRECISIONS:
@@ -299,8 +320,9 @@ def convert_keras(model: Any, precision: str, calibration: np.ndarray | None = N
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     chatter = io.StringIO()  # Keras' export prints to stdout, which carries our report
+    native = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+        with contextlib.redirect_stdout(chatter), _native_stderr_captured() as native, warnings.catch_warnings():
             # TF asks for explicit input statistics (a quantization-aware-training feature); ours
             # come from the calibration images, pinned to the contract's range.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
@@ -308,7 +330,7 @@ def convert_keras(model: Any, precision: str, calibration: np.ndarray | None = N
     except _converter_errors() as exc:
         raise ConvertError(f"the TFLite converter failed on {precision}: {exc}") from exc
     finally:
-        log.debug("converter output: %s", chatter.getvalue().strip())
+        log.debug("converter output: %s %s", chatter.getvalue().strip(), native.getvalue().strip())
     log.info("converted %s: %d bytes", precision, len(content))
     return bytes(content)
 

@@ -495,3 +495,16 @@ def test_centre_crop_is_baked_in_and_costed(trained: tuple[Path, Path], tmp_path
     classifier = EmotionClassifier(out)
     np.testing.assert_array_equal(classifier.probabilities(faces), classifier.probabilities(blanked))
     assert np.mean(classifier.probabilities(faces).argmax(1) == labels) >= 0.9
+
+
+@pytest.mark.tensorflow
+@requires_tf
+def test_the_converter_prints_nothing_raw(capfd: pytest.CaptureFixture[str]) -> None:
+    """TensorFlow's quantizer writes a raw 'fully_quantize: ...' line to file descriptor 2; it goes
+    to the debug log, not the user's terminal."""
+    images, _ = band_faces(2, seed=9)
+    content = quantize.convert_keras(tiny_model(), "int8", images)
+    assert content[4:8] == b"TFL3"
+    captured = capfd.readouterr()
+    assert "fully_quantize" not in captured.err and "inference_type" not in captured.err
+    assert captured.out == ""
