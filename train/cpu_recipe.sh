@@ -21,12 +21,7 @@ left() { echo $(( (deadline - $(date +%s)) / 60 )); }
 epochs_done() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['epoch'])" "$1/state.json" 2>/dev/null || echo 0; }
 val_at() { python3 -c "import csv,sys; rows=list(csv.DictReader(open(sys.argv[1]))); print(rows[int(sys.argv[2])-1]['val_accuracy'])" "$1/history.csv" "$2"; }
 
-# Member 1: the vgg-m-sized pooling net on random 40x40 crops, one 200-epoch cosine schedule, EMA.
-M1=(--data "$DATA" --architecture vgg-m-pool --crop 40 --ema 0.999 --epochs 200 --batch-size 128
-    --learning-rate 0.04 --warmup-epochs 3 --patience 200 --shift 0.05 --seed 1337 --quiet)
-# Member 2: a narrow ResNet-18 on the same crops, a different network so the two err differently.
-M2=(--data "$DATA" --architecture resnet18-n --crop 40 --ema 0.999 --epochs 150 --batch-size 128
-    --learning-rate 0.05 --warmup-epochs 3 --patience 150 --shift 0.05 --seed 2024 --quiet)
+. train/recipe_members.sh
 
 fit() {  # fit OUT MINUTES ARGS...: start or resume the run in OUT
     local out=$1 minutes=$2; shift 2
@@ -49,10 +44,10 @@ if [ ! -f runs/m1-precision.txt ]; then
     echo "epoch 10 validation accuracy: mixed_bfloat16 $bf16, float32 $fp32 -> $choice" | tee runs/m1-precision.txt
 fi
 if grep -q "> float32" runs/m1-precision.txt; then M1_RUN=runs/m1-fp32 M1_PREC=float32; else M1_RUN=runs/m1-bf16 M1_PREC=mixed_bfloat16; fi
-if [ "$(epochs_done $M1_RUN)" -lt 200 ]; then
+if [ "$(epochs_done $M1_RUN)" -lt "$M1_EPOCHS" ]; then
     fit "$M1_RUN" "$(left)" "${M1[@]}" --precision "$M1_PREC"
 fi
-if [ "$(epochs_done runs/m2-resnet)" -lt 150 ]; then
+if [ "$(epochs_done runs/m2-resnet)" -lt "$M2_EPOCHS" ]; then
     fit runs/m2-resnet "$(left)" "${M2[@]}" --precision "$M1_PREC"
 fi
 echo "recipe: both members are trained"
