@@ -72,7 +72,7 @@ def free_port() -> int:
 class StockMosquitto:
     """``mosquitto -c`` with a listener line and anonymous access: every limit at its default."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, children: list[subprocess.Popen[bytes]]) -> None:
         executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(executable).is_file():
             raise SystemExit("mosquitto is not installed: apt-get install -y mosquitto, or give --broker")
@@ -85,6 +85,7 @@ class StockMosquitto:
         config.write_text("\n".join(lines) + "\n")
         self.process = subprocess.Popen([executable, "-c", str(config)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
+        children.append(self.process)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             try:
@@ -325,7 +326,7 @@ class Listener:
 
 
 def start_listener(url: str, fmt: str, share: str | None, run: str, cameras: int, events: int,
-                   workdir: Path, number: int) -> Listener:
+                   workdir: Path, number: int, children: list[subprocess.Popen[bytes]]) -> Listener:
     args = [sys.executable, "-m", "edge", "listen", "--broker", url]
     if fmt == "json":
         args.append("--json")
@@ -336,6 +337,7 @@ def start_listener(url: str, fmt: str, share: str | None, run: str, cameras: int
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMOCAM_")}
     stderr_path = workdir / f"listen-{number}.err"
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr_path.open("wb"), cwd=REPO, env=env)
+    children.append(process)
     listener = Listener(process, stderr_path, [[0.0] * events for _ in range(cameras)])
     listener.thread = threading.Thread(target=_read_lines, args=(listener, fmt, run), daemon=True)
     listener.thread.start()
@@ -416,7 +418,8 @@ def raise_open_files(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, children: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    """One run; every process it starts is put in ``children``, for the hard time limit to end."""
     deadline = time.monotonic() + args.timeout
     run = f"fl{uuid.uuid4().hex[:6]}"
     raise_open_files(args.cameras + 256)  # the broker, started from here, inherits the limit too
@@ -430,10 +433,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             require_loopback(address.host)
             host, port, url = address.host, address.port, args.broker
         else:
-            broker = StockMosquitto(workdir)
+            broker = StockMosquitto(workdir, children)
             host, port, url = "127.0.0.1", broker.port, broker.url
-        listeners = [start_listener(url, args.format, args.share, run, args.cameras, args.events, workdir, n)
-                     for n in range(args.listeners)]
+        listeners = [start_listener(url, args.format, args.share, run, args.cameras, args.events, workdir, n,
+                                    children) for n in range(args.listeners)]
         wait_subscribed(listeners, min(deadline, time.monotonic() + READY_TIMEOUT))
         fleet = Fleet(host, port, args.cameras, args.events, args.qos, args.protocol, run)
         connect_s = fleet.connect(deadline)
@@ -593,10 +596,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cameras < 1 or args.events < 1 or args.window < 1 or args.listeners < 0:
         parser.error("--cameras, --events and --window must be >= 1, --listeners >= 0")
-    timer = threading.Timer(args.timeout + 30, lambda: os._exit(124))  # a hard bound, whatever hangs
+    children: list[subprocess.Popen[bytes]] = []
+
+    def give_up() -> None:  # a hard bound, whatever hangs: end what was started, then exit
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+        print(f"fleet_load: gave up after {args.timeout + 30:.0f} s", file=sys.stderr)
+        os._exit(124)
+
+    timer = threading.Timer(args.timeout + 30, give_up)
     timer.daemon = True
     timer.start()
-    result = measure(args)
+    result = measure(args, children)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
