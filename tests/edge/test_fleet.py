@@ -32,6 +32,7 @@ from tests.edge.conftest import (
 pytestmark = pytest.mark.broker
 
 ACL_FILE = REPO / "docs" / "fleet" / "mosquitto-acl.conf"
+BRIDGE_FILE = REPO / "docs" / "fleet" / "mosquitto-bridge.conf"
 PASSWORDS = {"kitchen": "kitchen-secret", "hall": "hall-secret", "emocam-listener": "listener-secret"}
 
 
@@ -181,6 +182,55 @@ def test_the_daemon_and_listen_work_under_the_acl(acl_broker: Broker, listen: An
     assert [(e["device"], e["type"], e["seq"]) for e in events] == [("kitchen", "appeared", 1), ("kitchen", "left", 2)]
     assert watcher.interrupt() == 0
     assert "refused" not in watcher.stderr and "kitchen is stopped" in watcher.stderr
+
+
+# ---- a site bridged to the central broker ------------------------------------------------------
+
+
+def test_a_site_broker_bridges_its_cameras_to_the_central_one(tmp_path: Path, clients: Any, listen: Any) -> None:
+    """docs/fleet/mosquitto-bridge.conf as shipped, pointed at a local central broker without TLS."""
+    executable = need_mosquitto()
+    central = Broker(tmp_path / "central", "mosquitto", executable)
+    bridge = []
+    for line in BRIDGE_FILE.read_text().splitlines():
+        if line.startswith("address "):
+            line = f"address {central.host}:{central.port}"
+        elif line.startswith(("bridge_cafile", "remote_username", "remote_password")):
+            continue  # the central test broker has no TLS and no accounts
+        bridge.append(line)
+    site = Broker(tmp_path / "site", "mosquitto", executable, config=bridge)
+    for broker in (central, site):
+        broker.workdir.mkdir()
+        broker.start()
+    try:
+        watcher = listen("--broker", central.url, "--json")
+        watcher.wait_for_stderr("subscribed to")
+        wait_until(lambda: "1" in [p.decode() for _, p in _retained(clients, central, "emocam-bridge/shop1/state")],
+                   timeout=CLI_TIMEOUT, what="the bridge's connected notification on the central broker")
+        camera = clients(site)  # a camera of the site: it knows only the site broker
+        camera.client.publish("emocam/shopcam/availability", b"online", qos=1, retain=True)
+        assert not camera.publish("emocam/shopcam/events", event_bytes("shopcam", 1)).is_failure
+        (line,) = watcher.wait_for_lines(1)
+        assert json.loads(line)["device"] == "shopcam" and json.loads(line)["seq"] == 1
+        watcher.wait_for_stderr("shopcam is online")
+        assert watcher.interrupt() == 0
+        # Retained on the central broker too: a dashboard that joins later sees the site's camera.
+        assert _retained(clients, central, "emocam/shopcam/availability") == [
+            ("emocam/shopcam/availability", b"online")]
+    finally:
+        site.stop()
+        central.stop()
+
+
+def _retained(clients: Any, broker: Broker, topic: str) -> list[tuple[str, bytes]]:
+    """What a new subscriber to ``topic`` gets at once (the retained message, if any)."""
+    reader = clients(broker)
+    reader.subscribe(topic)
+    try:
+        wait_until(lambda: bool(reader.received), timeout=1.0, what=f"a retained message on {topic}")
+    except AssertionError:
+        pass
+    return list(reader.received)
 
 
 # ---- the load generator -------------------------------------------------------------------------
