@@ -315,6 +315,7 @@ class Listener:
     duplicates: int = 0
     unknown: int = 0
     summary_events: int = 0
+    last_line_at: float = 0.0
     peak_rss_mb: float | None = None
     cpu_s: float | None = None
     cpu_at_start: float = 0.0  # CPU seconds spent starting up, subtracted from cpu_s
@@ -361,6 +362,7 @@ def _read_lines(listener: Listener, fmt: str, run: str) -> None:
                 row = json.loads(line)
                 if str(row.get("device", "")).startswith(prefix):
                     listener.summary_events += row["events"]
+                    listener.last_line_at = now  # within a window (1 s) of the events it counts
                 continue
         except (ValueError, KeyError, IndexError):
             listener.unknown += 1
@@ -515,6 +517,8 @@ def report(args: argparse.Namespace, fleet: Fleet, listeners: list[Listener], br
     else:
         received = min((p["received"] for p in per_listener), default=0)
         lost = fleet.acked - received  # every listener must have had every event
+    if args.format == "summary":  # no arrival per event: the last row with a count in it
+        last_arrival = max((listener.last_line_at for listener in listeners), default=0.0)
     window_s = (last_arrival - started) if last_arrival else None  # from the first publish (--burst: the resume)
     return {
         "command": " ".join(sys.argv),
