@@ -111,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="divide the logits by T so confidences are calibrated; auto fits T on the run's "
                         "JPEG-scored validation split and records the calibration error before and after in the "
                         "sidecar (default: auto; 1 keeps them as trained)")
-    parser.add_argument("--version", default="", help="model version for the sidecar (default: the date and time); "
-                        "alone, `emocam-convert --version` prints emocam's version")
+    parser.add_argument("--model-version", default="", metavar="VERSION",
+                        help="model version for the sidecar (default: the date and time)")
+    parser.add_argument("--version", action="version", version=f"emocam-convert {__version__}")
     parser.add_argument("--name", default="", help="model name for the sidecar (default: the --out file name)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     return parser
@@ -247,7 +248,7 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     reference_probs = predict_all(_KerasReference(model, source.labels), test.images)
 
     name = args.name or args.out.stem
-    version = args.version or f"{now:%Y.%m.%d-%H%M}"
+    version = args.model_version or f"{now:%Y.%m.%d-%H%M}"
     threads = min(4, os.cpu_count() or 1)
     print(f"verifying on {test.source} ({len(test)} images) against the float Keras model")
     with staging(args.out) as folder:
@@ -289,10 +290,14 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv) == ["--version"]:  # with a value, it names the model
-        print(f"emocam-convert {__version__}")
-        return 0
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    if "--version" in given[:-1] and not given[given.index("--version") + 1].startswith("-"):
+        # Before 0.2 `--version X` named the model; printing emocam's version instead would
+        # silently skip the conversion a script asked for.
+        print("emocam-convert: error: the sidecar's model version is now --model-version "
+              f"{given[given.index('--version') + 1]}; --version prints emocam's version", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(given)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         stream=sys.stderr,

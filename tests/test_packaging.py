@@ -70,8 +70,8 @@ def test_emocam_train_refuses_an_unknown_command_on_stderr() -> None:
     assert result.stderr.startswith("usage: emocam-train ") and "error: unknown command 'fitt'" in result.stderr
 
 
-def test_emocam_convert_version_with_a_value_still_names_the_model() -> None:
-    assert convert_parser().parse_args(["runs/x", "--version", "1.2.3"]).version == "1.2.3"
+def test_emocam_convert_names_the_model_version_with_its_own_flag() -> None:
+    assert convert_parser().parse_args(["runs/x", "--model-version", "1.2.3"]).model_version == "1.2.3"
 
 
 @pytest.mark.tensorflow

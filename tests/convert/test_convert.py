@@ -115,7 +115,7 @@ def converted(trained: tuple[Path, Path]) -> Converted:
     out = run.parent / "models" / "emo.tflite"
     code, stdout, stderr = run_cli(
         run, "--data", data, "--out", out, "--representative-count", 60, "--verify-limit", 90,
-        "--also", "float16", "--version", "1.2.3",
+        "--also", "float16", "--model-version", "1.2.3",
     )
     return Converted(run, data, out, code, stdout, stderr)
 
@@ -266,7 +266,7 @@ def test_accuracy_drop_over_the_limit_keeps_the_old_model_and_force_overrides(
     # A negative limit demands that int8 beat float by 50 points: it must fail.
     code, stdout, stderr = run_cli(
         converted.run, "--data", converted.data, "--out", out, "--representative-count", 30,
-        "--verify-limit", 60, "--max-drop", "-50", "--version", "forced",
+        "--verify-limit", 60, "--max-drop", "-50", "--model-version", "forced",
     )
     assert code == 3
     assert "--max-drop -50" in stderr and "Nothing was written" in stderr
@@ -277,7 +277,7 @@ def test_accuracy_drop_over_the_limit_keeps_the_old_model_and_force_overrides(
     # --force keeps it; without --data the run's own config.json names the dataset.
     code, _, stderr = run_cli(
         converted.run, "--out", out, "--representative-count", 30, "--verify-limit", 60,
-        "--max-drop", "-50", "--version", "forced", "--force",
+        "--max-drop", "-50", "--model-version", "forced", "--force",
     )
     assert code == 0, stderr
     assert load_model_info(out).version == "forced"
@@ -508,3 +508,11 @@ def test_the_converter_prints_nothing_raw(capfd: pytest.CaptureFixture[str]) -> 
     captured = capfd.readouterr()
     assert "fully_quantize" not in captured.err and "inference_type" not in captured.err
     assert captured.out == ""
+
+
+def test_the_old_model_version_flag_is_refused_not_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["runs/x", "--version", "1.2.3"]) == 2
+    assert "--model-version 1.2.3" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("emocam-convert ")
