@@ -135,7 +135,7 @@ def _zip_split_prefix(names: list[str], split: str, zip_path: Path) -> str:
     return prefixes[0]
 
 
-def _read_zip(zip_path: Path, split: str) -> Iterator[tuple[str, bytes]]:
+def _read_zip(zip_path: Path, split: str) -> Iterator[tuple[str, bytes, str]]:
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -154,12 +154,12 @@ def _read_zip(zip_path: Path, split: str) -> Iterator[tuple[str, bytes]]:
                 continue
             label = _class_of(parts[0], f"{zip_path}:{prefix}{parts[0]}")
             seen.add(label)
-            yield label, archive.read(name)
+            yield label, archive.read(name), f"{zip_path}:{name}"
         if not seen:
             raise DataError(f"{zip_path}:{prefix} holds no images; {EXPECTED_LAYOUT}")
 
 
-def _read_class_folders(root: Path) -> Iterator[tuple[str, bytes]]:
+def _read_class_folders(root: Path) -> Iterator[tuple[str, bytes, str]]:
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
     if not class_dirs:
         raise DataError(f"{root} has no class folders; {EXPECTED_LAYOUT}")
@@ -170,13 +170,13 @@ def _read_class_folders(root: Path) -> Iterator[tuple[str, bytes]]:
             raise DataError(f"class folder {folder} is empty; put its .png/.jpg faces there or remove it")
         for path in files:
             try:
-                yield label, path.read_bytes()
+                yield label, path.read_bytes(), str(path)
             except OSError as exc:
                 log.warning("cannot read %s (%s); skipped", path, exc)
-                yield label, b""
+                yield label, b"", str(path)
 
 
-def _read_csv(csv_path: Path, split: str) -> Iterator[tuple[str, np.ndarray | bytes]]:
+def _read_csv(csv_path: Path, split: str) -> Iterator[tuple[str, np.ndarray | bytes, str]]:
     usages = CSV_USAGE.get(split)
     if usages is None:
         raise DataError(f"split={split!r} for {csv_path}; expected one of {', '.join(CSV_USAGE)}")
@@ -196,12 +196,12 @@ def _read_csv(csv_path: Path, split: str) -> Iterator[tuple[str, np.ndarray | by
                     raise ValueError(f"{pixels.size} pixels is not a square image")
             except (ValueError, IndexError) as exc:
                 log.debug("%s line %d: %s", csv_path, reader.line_num, exc)
-                yield "angry", b""  # counted as skipped; the label is irrelevant
+                yield "angry", b"", f"{csv_path} line {reader.line_num}"  # skipped; the label is irrelevant
                 continue
-            yield label, pixels.reshape(side, side)
+            yield label, pixels.reshape(side, side), f"{csv_path} line {reader.line_num}"
 
 
-def _raw_source(path: Path, split: str) -> tuple[Iterator[tuple[str, np.ndarray | bytes]], str]:
+def _raw_source(path: Path, split: str) -> tuple[Iterator[tuple[str, np.ndarray | bytes, str]], str]:
     if not path.exists():
         raise DataError(f"dataset path {path} does not exist; {EXPECTED_LAYOUT}")
     if path.is_file() and path.suffix.lower() == ".zip":
@@ -226,17 +226,26 @@ def _decode_all(path: Path, split: str, prep: Preprocessing) -> tuple[np.ndarray
     raw, source = _raw_source(path, split)
     images: list[np.ndarray] = []
     labels: list[int] = []
-    skipped = 0
-    for label, data in raw:
+    unreadable: list[str] = []
+    for label, data, where in raw:
         face = _decode(data, prep) if len(data) else None
         if face is None:
-            skipped += 1
+            unreadable.append(where)
             continue
         images.append(face)
         labels.append(SEVEN_CLASSES.index(label))
+    skipped = len(unreadable)
     if not images:
-        raise DataError(f"{source}: no readable images ({skipped} unreadable); {EXPECTED_LAYOUT}")
+        raise DataError(f"{source}: no readable images ({skipped} unreadable, e.g. {_first_few(unreadable)}); "
+                        f"{EXPECTED_LAYOUT}")
+    if unreadable:
+        log.warning("%s: %d unreadable or corrupt images skipped: %s", source, skipped, _first_few(unreadable))
     return np.stack(images), np.asarray(labels, dtype=np.int64), skipped, source
+
+
+def _first_few(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def default_cache_dir() -> Path:
@@ -290,7 +299,7 @@ def load_dataset(
         raise DataError(f"{source}: none of its images belong to classes {list(label_names)}")
     dataset = Dataset(images[keep], mapped[keep].astype(np.int64), label_names, source, skipped, dropped)
     if skipped:
-        log.warning("%s: %d unreadable or corrupt images skipped", source, skipped)
+        log.info("%s: %d unreadable or corrupt images skipped (named when first decoded)", source, skipped)
     return dataset
 
 

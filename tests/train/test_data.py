@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -157,3 +158,19 @@ def test_real_fer2013_counts(fer2013: Path, tmp_path: Path) -> None:
     assert len(train) == 28273 and train.dropped == {"disgust": 436} and train.skipped == 0
     test = load_dataset(fer2013, "test", "seven", cache_dir=tmp_path)
     assert len(test) == 3589
+
+
+def test_unreadable_images_are_named_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "mine"
+    (folder / "happy").mkdir(parents=True)
+    (folder / "sad").mkdir()
+    for name in ("happy", "sad"):
+        cv2.imwrite(str(folder / name / "good.png"), np.full((48, 48), 100, np.uint8))
+    for i in range(4):
+        (folder / "sad" / f"broken{i}.png").write_bytes(b"not a png")
+    with caplog.at_level(logging.WARNING, logger="train.data"):
+        ds = load_dataset(folder, "train", ("happy", "sad"))
+    assert len(ds) == 2 and ds.skipped == 4
+    message = " ".join(record.getMessage() for record in caplog.records)
+    assert "4 unreadable or corrupt images skipped" in message
+    assert str(folder / "sad" / "broken0.png") in message and "and 1 more" in message
