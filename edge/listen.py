@@ -55,6 +55,7 @@ RECEIVE_MAXIMUM = 65535  # MQTT 5: unacknowledged messages the broker may send u
 SESSION_EXPIRY_SECONDS = 300  # MQTT 5: the broker keeps our subscriptions and queues for us over an outage this long
 BACKLOG_LIMIT = 20_000  # messages handed over but not printed yet; beyond this the network thread waits
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"  # Mosquitto's count of messages it dropped, every 10 s
+NETWORK_STOP_SECONDS = 5.0  # how long a stop waits for the network thread to say goodbye to the broker
 _POLL_SECONDS = 0.2  # how often the main thread looks up when idle (stop requests, windows)
 _BATCH = 2000  # messages printed per write
 _LINGER_SECONDS = 0.002  # after a quiet spell, wait this long for more before printing: fewer, larger writes
@@ -160,6 +161,10 @@ class Listener:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+        # paho's own loop_forever (reconnects, back-off) on a thread of ours rather than loop_start:
+        # loop_start adds a wake-up socket pair that costs two more system calls per message.
+        self._network = threading.Thread(target=self._client.loop_forever, kwargs={"retry_first_connection": True},
+                                         name="emocam-listen-mqtt", daemon=True)
         self._connects = 0
         self._reported_unreachable = False  # one warning per outage, not one per back-off step
 
@@ -171,7 +176,7 @@ class Listener:
                      "gaps in seq are not counted", self.share)
         self._client.connect_async(broker.host, broker.port, keepalive=self.settings.keepalive,
                                    properties=self._connect_properties())
-        self._client.loop_start()
+        self._network.start()
         window = SummaryWindow(time.time())
         try:
             while not self.stop.is_set():
@@ -202,8 +207,8 @@ class Listener:
         if self._v5:  # a clean exit: the broker may forget our session at once
             properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = 0
-        self._client.disconnect(properties=properties)
-        self._client.loop_stop()
+        self._client.disconnect(properties=properties)  # loop_forever returns once it is out
+        self._network.join(NETWORK_STOP_SECONDS)
 
     def _totals(self) -> str:
         parts = []
