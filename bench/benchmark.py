@@ -221,7 +221,10 @@ def table(result: dict[str, Any]) -> str:
     one, three = result["runs"]
 
     def row(name: str, key: str, fmt: str = "{:8.2f}") -> str:
-        cells = [fmt.format(run["latency_ms"][key]) if run["latency_ms"][key] is not None else "       -" for run in (one, three)]
+        cells = [
+            fmt.format(run["latency_ms"][key]) if run["latency_ms"][key] is not None else "       -"
+            for run in (one, three)
+        ]
         return f"{name:<28}{cells[0]:>10}{cells[1]:>10}"
 
     ok = {True: "OK", False: "MISSED"}

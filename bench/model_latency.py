@@ -47,16 +47,17 @@ def main() -> int:
         time_calls(classifier, one, 20)
         time_calls(classifier, four, 5)
     for _ in range(10):  # interleave so machine noise hits every model alike
-        for path, classifier in zip(args.models, classifiers):
+        for path, classifier in zip(args.models, classifiers, strict=True):
             results[path]["1"] += time_calls(classifier, one, args.rounds // 10)
             results[path]["4"] += time_calls(classifier, four, args.rounds // 40 + 1)
     print(f"{'model':<40} {'KB':>7} {'ms/face b1 p50':>15} {'p90':>7} {'ms/face b4 p50':>15}")
-    for path, classifier in zip(args.models, classifiers):
+    for path, classifier in zip(args.models, classifiers, strict=True):
         b1 = np.array(results[path]["1"]) * 1000
         b4 = np.array(results[path]["4"]) * 1000
         print(
             f"{path.name:<40} {path.stat().st_size / 1024:7.0f} {np.median(b1):15.3f} "
-            f"{np.percentile(b1, 90):7.3f} {np.median(b4):15.3f}   ({classifier.info.input.dtype}, {classifier.runtime})"
+            f"{np.percentile(b1, 90):7.3f} {np.median(b4):15.3f}   "
+            f"({classifier.info.input.dtype}, {classifier.runtime})"
         )
     return 0
 

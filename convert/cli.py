@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from convert.calibrate import calibrate
 from convert.quantize import (
     PRECISIONS,
     ConvertError,
@@ -35,14 +36,13 @@ from convert.quantize import (
     with_flip_averaging,
     write_model,
 )
-from convert.calibrate import Calibration, calibrate
-from convert.verify import Comparison, Predictor, check_drop, compare, predict_all
+from convert.verify import Comparison, check_drop, compare, predict_all
 from edge import __version__
 from edge.classifier import EmotionClassifier
 from edge.errors import EmocamError
 from edge.model_info import write_model_info
-from train.config import TrainConfig
 from train.calibration import expected_calibration_error
+from train.config import TrainConfig
 from train.data import DataError, Dataset, default_cache_dir, jpeg_reencoded, load_dataset, subset
 from train.metrics import classification_report
 from train.tf_startup import quiet_tensorflow_startup
@@ -130,7 +130,8 @@ def _limit(dataset: Dataset, limit: int) -> Dataset:
 def _check_classes(dataset: Dataset, source: Source) -> Dataset:
     if dataset.label_names != source.labels:
         raise ConvertError(
-            f"{dataset.source} gives classes {list(dataset.label_names)}, but the model's labels are {list(source.labels)}"
+            f"{dataset.source} gives classes {list(dataset.label_names)}, "
+            f"but the model's labels are {list(source.labels)}"
         )
     return dataset
 
@@ -139,7 +140,8 @@ def _load(data: str, split: str, source: Source) -> Dataset:
     # The run's class scheme, so merge-disgust data is merged here too, not dropped; and the run's
     # cache, so the images training decoded are not decoded again.
     cache_dir = Path(source.cache_dir) if source.cache_dir else default_cache_dir()
-    dataset = _check_classes(load_dataset(data, split, source.classes or source.labels, source.preprocessing, cache_dir), source)
+    loaded = load_dataset(data, split, source.classes or source.labels, source.preprocessing, cache_dir)
+    dataset = _check_classes(loaded, source)
     log.info("%s", dataset.summary())
     return dataset
 
@@ -222,7 +224,9 @@ def _temperature(text: str) -> str | float:
     except ValueError:
         value = float("nan")
     if not 0.05 <= value <= 20:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a temperature from 0.05 to 20 (1 = as trained)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither 'auto' nor a temperature from 0.05 to 20 (1 = as trained)"
+        )
     return value
 
 

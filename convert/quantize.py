@@ -22,10 +22,11 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -196,7 +197,9 @@ def load_keras_model(source: Source) -> tuple[Any, Source]:
     try:
         model = keras.models.load_model(path, compile=False)
     except (ValueError, TypeError, KeyError, AttributeError, OSError, zipfile.BadZipFile) as exc:
-        raise ConvertError(f"{path} could not be loaded as a Keras model ({exc}); re-save it with model.save()") from exc
+        raise ConvertError(
+            f"{path} could not be loaded as a Keras model ({exc}); re-save it with model.save()"
+        ) from exc
 
     inputs, outputs = list(getattr(model, "inputs", None) or []), list(getattr(model, "outputs", None) or [])
     if len(inputs) != 1 or len(outputs) != 1:
@@ -342,7 +345,9 @@ def tensor_specs(model_path: Path) -> tuple[TensorSpec, TensorSpec]:
     for details in (interpreter.get_input_details()[0], interpreter.get_output_details()[0]):
         shape = details.get("shape_signature", details["shape"])
         scale, zero_point = details["quantization"]
-        specs.append(TensorSpec(tuple(int(v) for v in shape), np.dtype(details["dtype"]).name, float(scale), int(zero_point)))
+        specs.append(
+            TensorSpec(tuple(int(v) for v in shape), np.dtype(details["dtype"]).name, float(scale), int(zero_point))
+        )
     return specs[0], specs[1]
 
 
@@ -417,7 +422,8 @@ def with_ensemble_averaging(members: list[tuple[Any, Source]]) -> tuple[Any, Sou
     inputs = keras.Input(first_model.inputs[0].shape[1:], name="face")
     # Each member is wrapped under its own name: runs of one architecture share layer and model names.
     outputs = [
-        keras.Model(model.inputs[0], model.outputs[0], name=f"member_{i}")(inputs) for i, (model, _) in enumerate(members)
+        keras.Model(model.inputs[0], model.outputs[0], name=f"member_{i}")(inputs)
+        for i, (model, _) in enumerate(members)
     ]
     averaged = keras.Model(inputs, keras.layers.Average(name="ensemble_average")(outputs), name="ensemble")
     return averaged, replace(

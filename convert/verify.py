@@ -7,8 +7,9 @@ is what the Pi will do (quantization of the input, dynamic batch, dequantization
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -111,6 +112,7 @@ def check_drop(result: Comparison, max_drop: float) -> None:
     if result.drop_points > max_drop:
         raise AccuracyDropError(
             f"{result.precision} accuracy {result.accuracy:.2%} is {result.drop_points:.2f} points below the float "
-            f"model's {result.float_accuracy:.2%} on {result.split} (n={result.n}); the limit is --max-drop {max_drop}. "
+            f"model's {result.float_accuracy:.2%} on {result.split} (n={result.n}); "
+            f"the limit is --max-drop {max_drop}. "
             "Nothing was written. Try a larger --representative-count, or pass --force to keep it anyway"
         )

@@ -13,8 +13,8 @@ Two head styles:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 from keras import layers
@@ -103,9 +103,18 @@ Builder = Callable[[int | None, int], keras.Model]
 # name -> (builder, one-line description); MACs are for one 48x48 face. The default is sized for
 # a Raspberry Pi 4.
 ARCHITECTURES: dict[str, tuple[Builder, str]] = {
-    "vgg-s": (lambda size, n: vgg(VggSpec((32, 64, 128, 256)), size, n, "vgg-s"), "4 blocks 32-256, flatten head: 1.77M params, 118M MACs"),
-    "vgg-m": (lambda size, n: vgg(VggSpec((48, 96, 192, 384)), size, n, "vgg-m"), "4 blocks 48-384, flatten head: 3.53M params, 265M MACs"),
-    "vgg-l": (lambda size, n: vgg(VggSpec((64, 128, 256, 512)), size, n, "vgg-l"), "4 blocks 64-512, flatten head: 5.87M params, 470M MACs"),
+    "vgg-s": (
+        lambda size, n: vgg(VggSpec((32, 64, 128, 256)), size, n, "vgg-s"),
+        "4 blocks 32-256, flatten head: 1.77M params, 118M MACs",
+    ),
+    "vgg-m": (
+        lambda size, n: vgg(VggSpec((48, 96, 192, 384)), size, n, "vgg-m"),
+        "4 blocks 48-384, flatten head: 3.53M params, 265M MACs",
+    ),
+    "vgg-l": (
+        lambda size, n: vgg(VggSpec((64, 128, 256, 512)), size, n, "vgg-l"),
+        "4 blocks 64-512, flatten head: 5.87M params, 470M MACs",
+    ),
     "vgg-m-pool": (
         lambda size, n: vgg(VggSpec((48, 96, 192, 384), pool_head=True), size, n, "vgg-m-pool"),
         "4 blocks 48-384, pooling head (crop training): 2.74M params, 264M MACs",
@@ -115,7 +124,10 @@ ARCHITECTURES: dict[str, tuple[Builder, str]] = {
         "ResNet-18 at 3/8 width (24-192), pooling head (crop training): 1.58M params, 176M MACs",
     ),
     "tiny": (lambda size, n: vgg(VggSpec((8, 16), 1, 32, 0.2), size, n, "tiny"), "for tests and smoke runs only"),
-    "tiny-pool": (lambda size, n: vgg(VggSpec((8, 16), 1, 32, 0.2, pool_head=True), size, n, "tiny-pool"), "for tests and smoke runs only"),
+    "tiny-pool": (
+        lambda size, n: vgg(VggSpec((8, 16), 1, 32, 0.2, pool_head=True), size, n, "tiny-pool"),
+        "for tests and smoke runs only",
+    ),
 }
 DEFAULT_ARCHITECTURE = "vgg-m"
 

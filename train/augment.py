@@ -69,7 +69,8 @@ def augment_batch(images: np.ndarray, cfg: TrainConfig, rng: np.random.Generator
     if cfg.crop and cfg.crop < size:
         tops = rng.integers(0, size - cfg.crop + 1, count)
         lefts = rng.integers(0, size - cfg.crop + 1, count)
-        out = np.stack([out[i, t : t + cfg.crop, l : l + cfg.crop] for i, (t, l) in enumerate(zip(tops, lefts))])
+        windows = enumerate(zip(tops, lefts, strict=True))
+        out = np.stack([out[i, top : top + cfg.crop, left : left + cfg.crop] for i, (top, left) in windows])
     return out[..., np.newaxis]
 
 

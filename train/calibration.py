@@ -13,9 +13,9 @@ differ by a constant per row, which softmax ignores).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -66,7 +66,9 @@ def tempered(member_logits: Sequence[np.ndarray], temperature: float) -> np.ndar
     return np.mean([_softmax(np.asarray(z, np.float64) / temperature) for z in member_logits], axis=0)
 
 
-def fit_temperature(y_true: np.ndarray, member_logits: Sequence[np.ndarray], low: float = 0.25, high: float = 4.0) -> float:
+def fit_temperature(
+    y_true: np.ndarray, member_logits: Sequence[np.ndarray], low: float = 0.25, high: float = 4.0
+) -> float:
     """The T that minimises the validation negative log-likelihood of ``tempered`` (golden-section
     search on log T: the NLL is unimodal in T for a single softmax and in practice for means)."""
     y = np.asarray(y_true)
@@ -115,10 +117,16 @@ def write_reliability_png(curve: Reliability, path: Path, title: str = "") -> Pa
     font = cv2.FONT_HERSHEY_SIMPLEX
     heading = f"{title}  ECE {curve.ece * 100:.2f}%" if title else f"ECE {curve.ece * 100:.2f}%"
     cv2.putText(image, heading, (margin, margin - 22), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, "confidence", (margin + size // 2 - 40, size + margin + 40), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, "accuracy (blue bars); share of faces (red)", (margin, margin - 6), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        image, "confidence", (margin + size // 2 - 40, size + margin + 40), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    cv2.putText(
+        image, "accuracy (blue bars); share of faces (red)", (margin, margin - 6), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+    )
     for tick in (0.0, 0.5, 1.0):
-        cv2.putText(image, f"{tick:.1f}", (point(tick, 0)[0] - 10, size + margin + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            image, f"{tick:.1f}", (point(tick, 0)[0] - 10, size + margin + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+        )
         cv2.putText(image, f"{tick:.1f}", (margin - 34, point(0, tick)[1] + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     if not cv2.imwrite(str(path), image):
         raise OSError(f"could not write {path}")

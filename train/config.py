@@ -25,7 +25,11 @@ class TrainConfig:
     epochs: int = knob(60, "maximum epochs (early stopping may end sooner)")
     batch_size: int = knob(64, "images per step")
     learning_rate: float = knob(0.02, "peak learning rate (SGD with Nesterov momentum)")
-    schedule: str = knob("cosine", "cosine (warm-up, then decay over --epochs) or plateau (halve on a stalled validation accuracy; any run length)")
+    schedule: str = knob(
+        "cosine",
+        "cosine (warm-up, then decay over --epochs) or "
+        "plateau (halve on a stalled validation accuracy; any run length)",
+    )
     warmup_epochs: int = knob(2, "linear warm-up epochs before the cosine decay")
     momentum: float = knob(0.9, "SGD momentum")
     weight_decay: float = knob(5e-4, "decoupled weight decay")
@@ -33,13 +37,25 @@ class TrainConfig:
     class_weighting: str = knob("sqrt", "class imbalance: none, sqrt (inverse square root frequency) or balanced")
     patience: int = knob(15, "early stopping: epochs without a better validation accuracy")
     val_fraction: float = knob(0.1, "stratified share of train/ held out for validation and model selection")
-    val_grouping: str = knob("pixels", "pixels: pixel-identical images stay on one side of the validation split (no twin of a validation image in training); none: split by file (runs before v2)")
-    val_jpeg_quality: int = knob(95, "score validation during training after re-encoding as JPEG of this quality, as the test files and most users' images are (0 = as stored)")
+    val_grouping: str = knob(
+        "pixels",
+        "pixels: pixel-identical images stay on one side of the validation split "
+        "(no twin of a validation image in training); none: split by file (runs before v2)",
+    )
+    val_jpeg_quality: int = knob(
+        95,
+        "score validation during training after re-encoding as JPEG of this quality, "
+        "as the test files and most users' images are (0 = as stored)",
+    )
     seed: int = knob(1337, "seed for the split, initialization and augmentation")
     limit_per_class: int = knob(0, "use at most this many training images per class (0 = all; smoke runs)")
     # Augmentation: the original project's shear, zoom and flip, plus rotation, shift, brightness,
     # contrast and random erasing.
-    augment_in: str = knob("data", "data: OpenCV in the input pipeline, fast on every backend; model: Keras layers (v1's recipe; ~5x slower on JAX)")
+    augment_in: str = knob(
+        "data",
+        "data: OpenCV in the input pipeline, fast on every backend; "
+        "model: Keras layers (v1's recipe; ~5x slower on JAX)",
+    )
     flip: bool = knob(True, "random horizontal flip")
     rotation_deg: float = knob(10.0, "random rotation range, degrees")
     shear: float = knob(0.1, "random shear factor")
@@ -48,13 +64,31 @@ class TrainConfig:
     brightness: float = knob(0.2, "random brightness change, fraction of the range")
     contrast: float = knob(0.2, "random contrast change")
     erasing: float = knob(0.25, "probability of erasing a random rectangle (random erasing / cutout)")
-    jpeg: float = knob(0.5, "probability of re-encoding a training face as JPEG (quality drawn from --jpeg-quality-min..95)")
+    jpeg: float = knob(
+        0.5, "probability of re-encoding a training face as JPEG (quality drawn from --jpeg-quality-min..95)"
+    )
     jpeg_quality_min: int = knob(60, "lowest JPEG quality of the random re-encoding")
-    crop: int = knob(0, "train on random CROP x CROP crops of each face, scored on the whole face (0 = whole faces; needs a pooling-head architecture)")
-    precision: str = knob("float32", "float32, or mixed_bfloat16 (about 1.4x faster where the CPU has AVX512_BF16 or AMX, or on a GPU); weights stay float32 either way")
-    ema: float = knob(0.0, "exponential moving average of the weights, this momentum per step (e.g. 0.999; 0 = off); validation and best.keras use the average")
+    crop: int = knob(
+        0,
+        "train on random CROP x CROP crops of each face, scored on the whole face "
+        "(0 = whole faces; needs a pooling-head architecture)",
+    )
+    precision: str = knob(
+        "float32",
+        "float32, or mixed_bfloat16 (about 1.4x faster where the CPU has AVX512_BF16 or AMX, or on a GPU); "
+        "weights stay float32 either way",
+    )
+    ema: float = knob(
+        0.0,
+        "exponential moving average of the weights, this momentum per step (e.g. 0.999; 0 = off); "
+        "validation and best.keras use the average",
+    )
     cache_dir: str = knob("", "where decoded datasets are cached (default ~/.cache/emocam)")
-    init_from: str = knob("", "start from these weights (a run directory or a .keras file of the same architecture and classes): a longer schedule on a finished run, or fine-tuning on your faces")
+    init_from: str = knob(
+        "",
+        "start from these weights (a run directory or a .keras file of the same architecture and classes): "
+        "a longer schedule on a finished run, or fine-tuning on your faces",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

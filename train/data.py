@@ -17,9 +17,10 @@ import hashlib
 import logging
 import os
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -71,7 +72,9 @@ class Dataset:
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.label_names))
-        return {name: int(count) for name, count in zip(self.label_names, counts)}
+        # Not strict: bincount pads to len(label_names), so counts is longer only if a label is out of
+        # range (which the Dataset's contract rules out); the summary then shows the named classes, as before.
+        return {name: int(count) for name, count in zip(self.label_names, counts, strict=False)}
 
     def summary(self) -> str:
         parts = [f"{self.source}: {len(self)} images", ", ".join(f"{k} {v}" for k, v in self.class_counts().items())]
@@ -129,7 +132,14 @@ def _class_of(name: str, path: str) -> str:
 def _zip_split_prefix(names: list[str], split: str, zip_path: Path) -> str:
     """Find '<anything/>split/' inside the zip, so 'archive/train/...' works too."""
     marker = f"{split}/"
-    prefixes = sorted({n[: n.index(marker) + len(marker)] for n in names if marker in n and (n.index(marker) == 0 or n[n.index(marker) - 1] == "/")}, key=len)
+    prefixes = sorted(
+        {
+            n[: n.index(marker) + len(marker)]
+            for n in names
+            if marker in n and (n.index(marker) == 0 or n[n.index(marker) - 1] == "/")
+        },
+        key=len,
+    )
     if not prefixes:
         raise DataError(f"{zip_path}: no '{split}/' folder inside the zip; {EXPECTED_LAYOUT}")
     return prefixes[0]
@@ -259,7 +269,9 @@ def _cache_file(path: Path, split: str, prep: Preprocessing, cache_dir: Path) ->
     return cache_dir / f"{path.stem}-{split}-{digest}.npz"
 
 
-def _load_decoded(path: Path, split: str, prep: Preprocessing, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, int, str]:
+def _load_decoded(
+    path: Path, split: str, prep: Preprocessing, cache_dir: Path | None
+) -> tuple[np.ndarray, np.ndarray, int, str]:
     # A user's folder of class folders can change in place without its mtime changing; cache only files.
     cacheable = cache_dir is not None and path.is_file()
     cache = _cache_file(path, split, prep, cache_dir) if cacheable else None  # type: ignore[arg-type]
@@ -338,7 +350,9 @@ def duplicate_groups(images: np.ndarray) -> np.ndarray:
     return np.array([ids.setdefault(digest, len(ids)) for digest in digests], dtype=np.int64)
 
 
-def split_validation(ds: Dataset, fraction: float = 0.1, seed: int = 0, grouping: str = "none") -> tuple[Dataset, Dataset]:
+def split_validation(
+    ds: Dataset, fraction: float = 0.1, seed: int = 0, grouping: str = "none"
+) -> tuple[Dataset, Dataset]:
     """Stratified train/validation split; the same seed gives the same split.
 
     ``grouping="pixels"`` moves whole duplicate groups: no validation image then has a
@@ -380,7 +394,7 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
 
 
-def training_split(cfg: "TrainConfig") -> tuple[Dataset, Dataset]:
+def training_split(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     """The run's training and validation sets: ``cfg.data`` plus ``cfg.extra_data``, split as
     ``emocam-train fit`` splits them. The one place the split is drawn: fit, evaluate and
     convert all come here, so they agree on which images chose a model."""

@@ -76,11 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     # Default None: taken from the run's config.json when MODEL is a run (or its best.keras).
     parser.add_argument("--val-fraction", type=float, default=None,
-                        help=f"with --split validation: the run's --val-fraction (default: the run's, else {defaults.val_fraction})")
+                        help="with --split validation: the run's --val-fraction "
+                        f"(default: the run's, else {defaults.val_fraction})")
     parser.add_argument("--seed", type=int, default=None,
                         help=f"with --split validation: the run's --seed (default: the run's, else {defaults.seed})")
     parser.add_argument("--val-grouping", choices=VAL_GROUPINGS, default=None,
-                        help=f"with --split validation: the run's --val-grouping (default: the run's, else {defaults.val_grouping})")
+                        help="with --split validation: the run's --val-grouping "
+                        f"(default: the run's, else {defaults.val_grouping})")
     parser.add_argument("--jpeg-quality", type=int, default=0, metavar="Q",
                         help="score the split after re-encoding every face as a JPEG of quality Q, as users' photos "
                         "and FER-2013's test files are (default 0: as stored)")
@@ -100,8 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ensemble-with", type=Path, action="append", default=[], metavar="MODEL",
                         help="average MODEL's probabilities with the first model's (repeat for more); "
                         "the choice emocam-convert --ensemble-with bakes in")
-    parser.add_argument("--confusion-png", type=Path, default=None, metavar="PATH", help="also draw the confusion matrix")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="faces per model call (default: 256)")
+    parser.add_argument("--confusion-png", type=Path, default=None, metavar="PATH",
+                        help="also draw the confusion matrix")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="faces per model call (default: 256)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default 0: all cores)")
     return parser
 
@@ -116,7 +120,8 @@ def _classes(arg: str | None, predictor: Predictor) -> str | tuple[str, ...]:
 
 def _skipped_lines(dataset: Dataset) -> list[str]:
     lines = [
-        f"skipped {count} '{name}' images: the model has no such class" for name, count in sorted(dataset.dropped.items())
+        f"skipped {count} '{name}' images: the model has no such class"
+        for name, count in sorted(dataset.dropped.items())
     ]
     if dataset.skipped:
         lines.append(f"skipped {dataset.skipped} unreadable or corrupt images")

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.preprocess import Preprocessing
+from train import run
 from train.augment import augmented_batches
 from train.config import ConfigError, TrainConfig, add_arguments, from_arguments, validate
-from train import run
 from train.data import DataError, Dataset, jpeg_reencoded, training_split
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,9 @@ def augmentation(cfg: TrainConfig):
     if cfg.contrast:
         steps.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=cfg.seed + 6))
     if cfg.erasing:
-        steps.append(layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 255), seed=cfg.seed + 7))
+        steps.append(
+            layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 255), seed=cfg.seed + 7)
+        )
     if not steps:  # every augmentation turned off: Keras refuses an empty Sequential
         steps.append(layers.Identity())
     return keras.Sequential(steps, name="augmentation")
@@ -104,12 +106,12 @@ def reseed_dropout(model, seed: int, epoch: int) -> None:
 def ema_weights(trainer, net) -> list[np.ndarray]:
     """``net``'s weights with each trainable variable replaced by the optimizer's moving average
     of it (when EMA is on); non-trainable ones (batch-norm statistics) as they are."""
-    import keras
-
     optimizer = trainer.optimizer
     averages = {}
     if getattr(optimizer, "use_ema", False) and getattr(optimizer, "_model_variables_moving_average", None):
-        averages = {id(var): avg for var, avg in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)}
+        # Keras builds one average (or None) per trainable variable: equal lengths by construction.
+        pairs = zip(optimizer._trainable_variables, optimizer._model_variables_moving_average, strict=True)
+        averages = {id(var): avg for var, avg in pairs}
     return [np.asarray(averages.get(id(var), var).numpy()) for var in net.weights]
 
 
@@ -214,7 +216,7 @@ def _warm_ema_sgd():
                 return
             step = ops.cast(self.iterations, "float32")
             momentum = ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
-            for var, average in zip(trainable_variables, self._model_variables_moving_average):
+            for var, average in zip(trainable_variables, self._model_variables_moving_average, strict=True):
                 if average is not None:
                     rate = ops.cast(momentum, var.dtype)
                     average.assign(ops.add(ops.multiply(rate, average), ops.multiply(ops.subtract(1, rate), var)))
@@ -270,7 +272,9 @@ def load_initial_weights(net, source: Path) -> None:
     """
     path = source / run.BEST_MODEL if source.is_dir() else source
     if not path.is_file():
-        raise ValueError(f"--init-from {source}: no such file; give a run directory holding best.keras, or a .keras file")
+        raise ValueError(
+            f"--init-from {source}: no such file; give a run directory holding best.keras, or a .keras file"
+        )
     try:
         net.load_weights(path)
     except ValueError as exc:  # Keras raises ValueError on any layer or shape mismatch
@@ -313,9 +317,7 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     """Train according to ``cfg``; returns the run directory."""
     import keras
 
-    from train.architectures import count_macs
-
-    from train.architectures import ARCHITECTURES, has_pooling_head
+    from train.architectures import ARCHITECTURES, count_macs, has_pooling_head
 
     validate(cfg)
     if cfg.architecture not in ARCHITECTURES:
@@ -384,11 +386,21 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
     ]
     if cfg.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_accuracy", mode="max", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=cfg.learning_rate / 200))
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_accuracy",
+                mode="max",
+                factor=0.5,
+                patience=max(2, cfg.patience // 3),
+                min_lr=cfg.learning_rate / 200,
+            )
+        )
     weights = class_weights(train.labels, len(labels), cfg.class_weighting)
     if cfg.augment_in == "data":
-        by_class = np.ones(len(labels), np.float32) if weights is None else np.array([weights[i] for i in range(len(labels))], np.float32)
+        if weights is None:
+            by_class = np.ones(len(labels), np.float32)
+        else:
+            by_class = np.array([weights[i] for i in range(len(labels))], np.float32)
         per_image = by_class[train.labels]
         batches = augmented_batches(train.images, y_train, per_image, cfg, cfg.seed)
         batches.epoch = start_epoch
@@ -452,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     base = None
     if args.resume and args.out and (Path(args.out) / run.CONFIG).is_file():
         saved = run.read_config(Path(args.out))
-        base = TrainConfig(**{k: (tuple(v) if k == "extra_data" else v) for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
+        known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
+        base = TrainConfig(**{k: (tuple(v) if k == "extra_data" else v) for k, v in known.items()})
     cfg = from_arguments(args, base)
     if not cfg.data:
         parser.error("--data is required: a FER-2013 folder, .zip or fer2013.csv (or a folder of <class>/ faces)")

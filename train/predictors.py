@@ -90,7 +90,9 @@ def _labels_beside(path: Path) -> tuple[str, ...]:
         try:
             data: Any = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EvaluationError(f"{file} is not readable JSON ({exc}); rewrite it as a JSON list of label names") from exc
+            raise EvaluationError(
+                f"{file} is not readable JSON ({exc}); rewrite it as a JSON list of label names"
+            ) from exc
         if key is not None:
             if not isinstance(data, dict) or key not in data:
                 continue

@@ -53,7 +53,9 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(f"run config {path} is not readable JSON ({exc}); re-run emocam-train fit or fix the file") from exc
+        raise RunError(
+            f"run config {path} is not readable JSON ({exc}); re-run emocam-train fit or fix the file"
+        ) from exc
     if not isinstance(data, dict):
         raise RunError(f"run config {path} holds {type(data).__name__}, not a JSON object; re-run emocam-train fit")
     return data
@@ -69,7 +71,7 @@ class ValidationSplit:
     jpeg_quality: int = 95
 
     @classmethod
-    def of_run(cls, config: dict[str, Any]) -> "ValidationSplit":
+    def of_run(cls, config: dict[str, Any]) -> ValidationSplit:
         # Runs before duplicate grouping (v1.x models) recorded neither key: they split by file,
         # scored as stored.
         try:

@@ -44,7 +44,7 @@ def band_faces(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def write_split(root: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
     """Kaggle layout: root/<split>/<class>/<i>.png."""
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = root / split / LABELS[label]
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / f"{i}.png"), image)

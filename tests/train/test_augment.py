@@ -23,10 +23,11 @@ def test_everything_off_is_the_identity() -> None:
 
 def test_flip_mirrors_about_half_the_images_exactly() -> None:
     images = faces(64)
-    out = augment_batch(images, TrainConfig(**{**OFF.to_dict(), "flip": True, "extra_data": ()}), np.random.default_rng(0))[..., 0]
-    flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
-    unchanged = [np.array_equal(o, i) for o, i in zip(out, images)]
-    assert all(f or u for f, u in zip(flipped, unchanged))
+    cfg = TrainConfig(**{**OFF.to_dict(), "flip": True, "extra_data": ()})
+    out = augment_batch(images, cfg, np.random.default_rng(0))[..., 0]
+    flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images, strict=True)]
+    unchanged = [np.array_equal(o, i) for o, i in zip(out, images, strict=True)]
+    assert all(f or u for f, u in zip(flipped, unchanged, strict=True))
     assert 16 < sum(flipped) < 48
 
 

@@ -15,12 +15,14 @@ from train.fit import load_initial_weights  # noqa: E402
 
 def test_weights_are_copied_from_a_run_directory(tmp_path: Path) -> None:
     source = build("tiny", 48, 6)
-    source.set_weights([np.random.default_rng(i).normal(size=w.shape).astype(w.dtype) for i, w in enumerate(source.get_weights())])
+    source.set_weights(
+        [np.random.default_rng(i).normal(size=w.shape).astype(w.dtype) for i, w in enumerate(source.get_weights())]
+    )
     (tmp_path / "run").mkdir()
     source.save(tmp_path / "run" / "best.keras")
     target = build("tiny", 48, 6)
     load_initial_weights(target, tmp_path / "run")
-    for got, want in zip(target.get_weights(), source.get_weights()):
+    for got, want in zip(target.get_weights(), source.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
 
 

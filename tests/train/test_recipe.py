@@ -71,8 +71,9 @@ def test_random_jpeg_and_crop_augmentation() -> None:
     out = augment_batch(images, cfg, np.random.default_rng(0))[..., 0]
     assert out.shape == (32, 40, 40)
     # Every crop is a 40x40 window of its own face, at some offset within 0..8.
-    for crop, face in zip(out, images):
-        assert any(np.array_equal(crop, face[t : t + 40, l : l + 40]) for t in range(9) for l in range(9))
+    offsets = [(top, left) for top in range(9) for left in range(9)]
+    for crop, face in zip(out, images, strict=True):
+        assert any(np.array_equal(crop, face[top : top + 40, left : left + 40]) for top, left in offsets)
     jpeg = augment_batch(images, TrainConfig(**{**OFF, "jpeg": 1.0, "jpeg_quality_min": 30}), np.random.default_rng(0))
     assert not np.array_equal(jpeg[..., 0], images) and np.abs(jpeg[..., 0] - images).mean() < 12
 
@@ -150,8 +151,9 @@ keras = pytest.importorskip("keras")
 def test_a_resumed_run_is_the_uninterrupted_run(fer2013: Path, tmp_path: Path) -> None:
     """bf16, EMA, crops, dropout and augmentation on: stop after each epoch and resume, and every
     weight and optimizer variable of the checkpoint equals the one of a run never stopped."""
-    import h5py
     import zipfile
+
+    import h5py
 
     from train.fit import fit
 

@@ -4,9 +4,9 @@ with synthetic alterations (blur, equalization, stretching) that the report must
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -14,7 +14,6 @@ import pytest
 
 from tests.conftest import fer2013_path
 from train.sanity import FER_TRAIN_COUNTS, REFERENCES, Stats, check_against_reference, dataset_stats, main
-
 
 needs_fer = pytest.mark.skipif(
     not fer2013_path().is_file(),
