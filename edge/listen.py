@@ -348,7 +348,7 @@ class Listener:
                  self.settings.broker.host, self.settings.broker.port)
         if getattr(flags, "session_present", False):
             # MQTT 5 session kept over the outage: the subscriptions stand, queued messages follow.
-            log.info("the broker kept the session: nothing was lost that it could queue")
+            log.info("resumed the session: the subscriptions stand and what the broker queued follows")
             return
         client.subscribe([(topic, 1) for topic in self._topics] + [(DROPPED_TOPIC, 0)])
 
