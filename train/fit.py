@@ -21,6 +21,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -276,7 +277,15 @@ def load_initial_weights(net, source: Path) -> None:
             f"--init-from {source}: no such file; give a run directory holding best.keras, or a .keras file"
         )
     try:
-        net.load_weights(path)
+        # Keras warns, rather than fails, when part of a file does not fit ("layers will retain
+        # their freshly-initialized weights"): a warm start that silently kept random weights
+        # would waste a whole run, so a warning here is a mismatch too.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            net.load_weights(path)
+        skipped = [w for w in caught if issubclass(w.category, UserWarning)]
+        if skipped:
+            raise ValueError(str(skipped[0].message))
     except ValueError as exc:  # Keras raises ValueError on any layer or shape mismatch
         raise ValueError(
             f"--init-from {path}: its weights do not fit --architecture {net.name} with {net.output_shape[-1]} classes "

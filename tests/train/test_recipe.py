@@ -230,3 +230,37 @@ def test_centre_crop_scores_the_centre_of_a_pooling_net_and_refuses_a_flatten_ne
     np.testing.assert_allclose(cropped.predict(outside, verbose=0), cropped.predict(faces, verbose=0), atol=1e-6)
     with pytest.raises(ValueError, match="cannot score a 40x40 centre crop"):
         with_centre_crop(build("tiny", 48, 6), 40)
+
+
+@pytest.mark.tensorflow
+def test_a_diverged_epoch_stops_training_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    from train.architectures import build
+    from train.fit import RunCheckpoint, TrainingDiverged
+
+    net, inference = build("tiny", 48, 6), build("tiny", 48, 6)
+    net.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
+    x_val = np.zeros((4, 48, 48, 1), np.float32)
+    callback = RunCheckpoint.make(tmp_path, net, inference, (x_val, np.zeros(4, np.int64)), 5, -1.0, seed=1)
+    callback.set_model(net)
+    callback.on_epoch_begin(0)
+    callback.on_epoch_end(0, {"loss": 1.7})
+    good = (tmp_path / "last.keras").read_bytes()
+    callback.on_epoch_begin(1)
+    callback.on_train_batch_end(3, {"loss": float("nan")})
+    assert net.stop_training
+    with pytest.raises(TrainingDiverged, match="training loss became nan in epoch 2.*keeps its last good checkpoint"):
+        callback.on_epoch_end(1, {"loss": float("nan")})
+    assert (tmp_path / "last.keras").read_bytes() == good
+    assert json.loads((tmp_path / "state.json").read_text())["epoch"] == 1
+
+
+def test_fit_without_the_train_extra_says_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    # keras=None in sys.modules makes `import keras` raise ImportError, as in a device-only install.
+    code = ("import sys; sys.modules['keras'] = None; from train.fit import main; "
+            "sys.exit(main(['--data', 'x.zip', '--out', '/nonexistent/run']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'emocam[train]'" in result.stderr and "Traceback" not in result.stderr
