@@ -251,7 +251,7 @@ def timings(repeats: int = 50) -> None:
     photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     frame = np.full((480, 640, 3), 100, np.uint8)
     frame[:, 64:576] = cv2.resize(photo, (512, 480), interpolation=cv2.INTER_AREA)
-    print("\nTimings on a 640x480 frame with one face (median of %d):" % repeats)
+    print(f"\nTimings on a 640x480 frame with one face (median of {repeats}):")
     short, full, haar = BlazeFaceDetector(), BlazeFaceDetector(model="full"), HaarFaceDetector()
     face = short.detect(frame)[0]
     runs = {
@@ -283,8 +283,8 @@ def main() -> None:
     mesh = FaceMesh()
     other = FaceMesh((-1.0, 1.0))
     flags = [(mesh.eyes(c)[0], other.eyes(c)[0]) for c in crops[:50]]
-    print("mesh face probability on 50 FER crops, input in [0,1] vs [-1,1]: %.3f vs %.3f"
-          % tuple(np.mean(flags, axis=0)))
+    unit, signed = np.mean(flags, axis=0)
+    print(f"mesh face probability on 50 FER crops, input in [0,1] vs [-1,1]: {unit:.3f} vs {signed:.3f}")
     fer = summarize("FER-2013 train crops", [mesh.framing(c) for c in crops])
     haar_box_framing(crops)
     border_bars(crops)

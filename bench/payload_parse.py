@@ -31,7 +31,7 @@ SCORES = (0.02, 0.03, 0.8, 0.1, 0.03, 0.02)
 
 def samples() -> dict[str, tuple[str, bytes]]:
     event = EmotionEvent("changed", 3, "happy", 0.8, LABELS, SCORES, (0.1, 0.2, 0.2, 0.25), 1.7e9, "neutral")
-    faces = [FaceState(i, "happy", 0.8, (0.1 * i, 0.1, 0.1, 0.1), dict(zip(LABELS, SCORES))) for i in (1, 2, 3)]
+    faces = [FaceState(i, "happy", 0.8, (0.1 * i, 0.1, 0.1, 0.1), dict(zip(LABELS, SCORES, strict=True))) for i in (1, 2, 3)]
     stats = {"schema": 1, "ts": "2026-11-05T12:00:30.000Z", "device": "kitchen", "model": "1.0", "uptime_s": 30.0,
              "fps": 29.8, "faces": 2, "frames": 894, "latency_ms": {"detect": 6.2}, "rss_mb": 96.5,
              "mqtt": {"published": 41, "dropped": 0, "queued": 0, "connected": True, "reconnects": 0}}
@@ -59,8 +59,8 @@ def main() -> None:
     print(f"peak RSS after importing edge.listen: {peak_mb:.1f} MB")
     print(f"{'message':16} {'bytes':>6} {'parse µs p50':>13} {'p90':>7} {'json.loads µs':>14} {'ratio':>6}")
     for name, (topic, payload) in samples().items():
-        parse = timed(lambda: parse_message(topic, payload), args.rounds)
-        loads = timed(lambda: json.loads(payload), args.rounds)
+        parse = timed(lambda topic=topic, payload=payload: parse_message(topic, payload), args.rounds)
+        loads = timed(lambda payload=payload: json.loads(payload), args.rounds)
         p50, p90 = statistics.median(parse), statistics.quantiles(parse, n=10)[8]
         base = statistics.median(loads)
         print(f"{name:16} {len(payload):6d} {p50:13.1f} {p90:7.1f} {base:14.1f} {p50 / base:6.1f}")
