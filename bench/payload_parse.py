@@ -31,7 +31,8 @@ SCORES = (0.02, 0.03, 0.8, 0.1, 0.03, 0.02)
 
 def samples() -> dict[str, tuple[str, bytes]]:
     event = EmotionEvent("changed", 3, "happy", 0.8, LABELS, SCORES, (0.1, 0.2, 0.2, 0.25), 1.7e9, "neutral")
-    faces = [FaceState(i, "happy", 0.8, (0.1 * i, 0.1, 0.1, 0.1), dict(zip(LABELS, SCORES, strict=True))) for i in (1, 2, 3)]
+    scores = dict(zip(LABELS, SCORES, strict=True))
+    faces = [FaceState(i, "happy", 0.8, (0.1 * i, 0.1, 0.1, 0.1), scores) for i in (1, 2, 3)]
     stats = {"schema": 1, "ts": "2026-11-05T12:00:30.000Z", "device": "kitchen", "model": "1.0", "uptime_s": 30.0,
              "fps": 29.8, "faces": 2, "frames": 894, "latency_ms": {"detect": 6.2}, "rss_mb": 96.5,
              "mqtt": {"published": 41, "dropped": 0, "queued": 0, "connected": True, "reconnects": 0}}
