@@ -5,7 +5,7 @@
 Prints the median and 90th-percentile microseconds per ``parse_message`` call for an event, a
 state with three faces and a stats message (bytes off the wire to a typed object), the same for a
 bare ``json.loads`` in the same run as the reference, and the process's peak RSS after importing
-``edge.listen`` (what ``emocam listen`` holds before its first message).
+``emocam.edge.listen`` (what ``emocam listen`` holds before its first message).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import edge.listen  # noqa: E402,F401  (its imports are what `emocam listen` loads)
-from edge.events import EmotionEvent, FaceState, event_payload, state_payload  # noqa: E402
-from edge.payloads import parse_message  # noqa: E402
+import emocam.edge.listen  # noqa: E402,F401  (its imports are what `emocam listen` loads)
+from emocam.edge.events import EmotionEvent, FaceState, event_payload, state_payload  # noqa: E402
+from emocam.edge.payloads import parse_message  # noqa: E402
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 SCORES = (0.02, 0.03, 0.8, 0.1, 0.03, 0.02)
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20000)
     args = parser.parse_args()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS after importing edge.listen: {peak_mb:.1f} MB")
+    print(f"peak RSS after importing emocam.edge.listen: {peak_mb:.1f} MB")
     print(f"{'message':16} {'bytes':>6} {'parse µs p50':>13} {'p90':>7} {'json.loads µs':>14} {'ratio':>6}")
     for name, (topic, payload) in samples().items():
         parse = timed(lambda topic=topic, payload=payload: parse_message(topic, payload), args.rounds)

@@ -21,7 +21,7 @@ def step_seconds(architecture: str, precision: str, size: int, steps: int, batch
     import keras
     import numpy as np
 
-    from train.architectures import build
+    from emocam.train.architectures import build
 
     keras.mixed_precision.set_global_policy(precision)
     net = build(architecture, size, 6)

@@ -1,7 +1,7 @@
 """Temperature scaling folded into the converted model: calibrated confidences at no run-time cost.
 
 The temperature T is fitted on the run's validation split, re-encoded as JPEG as users' images
-are (``train.calibration.fit_temperature``). Every member network ends in a dense layer named
+are (``emocam.train.calibration.fit_temperature``). Every member network ends in a dense layer named
 ``probabilities`` with a softmax; dividing its kernel and bias by T divides the logits by T, so
 the int8 model computes softmax(z / T) with exactly the ops it had before. With flip TTA or an
 ensemble the model averages several softmaxes, and each of them is tempered the same way.
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from convert.quantize import ConvertError
-from train.calibration import expected_calibration_error, fit_temperature, tempered
+from emocam.convert.quantize import ConvertError
+from emocam.train.calibration import expected_calibration_error, fit_temperature, tempered
 
 log = logging.getLogger(__name__)
 
-OUTPUT_LAYER = "probabilities"  # the last layer of every train.architectures network
+OUTPUT_LAYER = "probabilities"  # the last layer of every emocam.train.architectures network
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """emocam-convert: a training run -> int8 ``model.tflite`` + sidecar, verified through the device's code.
 
-The composition root: it parses arguments, wires convert.quantize and convert.verify together,
+The composition root: it parses arguments, wires emocam.convert.quantize and emocam.convert.verify together,
 prints the verification report on stdout and maps errors to exit codes. Logs go to stderr.
 """
 
@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from convert.calibrate import calibrate
-from convert.quantize import (
+from emocam import __version__
+from emocam.convert.calibrate import calibrate
+from emocam.convert.quantize import (
     PRECISIONS,
     ConvertError,
     Source,
@@ -36,16 +37,15 @@ from convert.quantize import (
     with_flip_averaging,
     write_model,
 )
-from convert.verify import Comparison, check_drop, compare, predict_all
-from edge import __version__
-from edge.classifier import EmotionClassifier
-from edge.errors import EmocamError
-from edge.model_info import write_model_info
-from train.calibration import expected_calibration_error
-from train.config import TrainConfig
-from train.data import DataError, Dataset, default_cache_dir, jpeg_reencoded, load_dataset, subset
-from train.metrics import classification_report
-from train.tf_startup import quiet_tensorflow_startup
+from emocam.convert.verify import Comparison, check_drop, compare, predict_all
+from emocam.edge.classifier import EmotionClassifier
+from emocam.edge.errors import EmocamError
+from emocam.edge.model_info import write_model_info
+from emocam.train.calibration import expected_calibration_error
+from emocam.train.config import TrainConfig
+from emocam.train.data import DataError, Dataset, default_cache_dir, jpeg_reencoded, load_dataset, subset
+from emocam.train.metrics import classification_report
+from emocam.train.tf_startup import quiet_tensorflow_startup
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _validation_split(data: str, source: Source) -> Dataset | None:
     if not source.val_fraction:
         log.warning("%s records no validation split; the sidecar will have no validation metrics", source.run_dir)
         return None
-    from train.data import training_split  # the one place the validation split is drawn
+    from emocam.train.data import training_split  # the one place the validation split is drawn
 
     cfg = TrainConfig(data=data, extra_data=source.extra_data, classes=source.classes or source.labels,  # type: ignore[arg-type]
                       val_fraction=source.val_fraction, seed=source.seed, val_grouping=source.val_grouping,
@@ -192,7 +192,7 @@ def _load_models(source: Source, args: argparse.Namespace, calibration_split: Da
                  ) -> tuple[Any, Source, dict[str, Any]]:
     """The model to convert, what it was made from, and its calibration record: ``source`` alone
     or averaged with the --ensemble-with runs, tempered, then mirrored for flip TTA."""
-    from convert.calibrate import fold_temperature
+    from emocam.convert.calibrate import fold_temperature
 
     members = [load_keras_model(source), *(load_keras_model(read_source(path)) for path in args.ensemble_with)]
     if args.centre_crop:

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import EmocamError
-from edge.model_info import ModelInfo, TensorSpec, file_sha256, sidecar_path, write_model_info
-from edge.preprocess import Preprocessing
-from edge.tflite_runtime import make_interpreter
-from train.run import ValidationSplit
+from emocam.edge.errors import EmocamError
+from emocam.edge.model_info import ModelInfo, TensorSpec, file_sha256, sidecar_path, write_model_info
+from emocam.edge.preprocess import Preprocessing
+from emocam.edge.tflite_runtime import make_interpreter
+from emocam.train.run import ValidationSplit
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def load_keras_model(source: Source) -> tuple[Any, Source]:
         )
 
     if not (source.architecture and source.params and source.macs):
-        from train.architectures import count_macs  # imports Keras; only needed without a config
+        from emocam.train.architectures import count_macs  # imports Keras; only needed without a config
 
         source = replace(
             source,
@@ -390,8 +390,8 @@ def with_flip_averaging(model: Any, source: Source) -> tuple[Any, Source]:
 
 
 def with_centre_cropping(model: Any, source: Source, crop: int) -> tuple[Any, Source]:
-    """Bake a centre crop in front of a pooling-head network (see train.architectures)."""
-    from train.architectures import with_centre_crop
+    """Bake a centre crop in front of a pooling-head network (see emocam.train.architectures)."""
+    from emocam.train.architectures import with_centre_crop
 
     try:
         cropped = with_centre_crop(model, crop)

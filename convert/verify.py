@@ -1,7 +1,7 @@
 """Does the converted model still classify like the float one? Measured on a held-out split.
 
 The float reference is the Keras model; the converted model runs through
-``edge.classifier.EmotionClassifier``, the device's own inference code, so what is measured here
+``emocam.edge.classifier.EmotionClassifier``, the device's own inference code, so what is measured here
 is what the Pi will do (quantization of the input, dynamic batch, dequantization of the output).
 """
 
@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from convert.quantize import ConvertError
-from train.metrics import classification_report, top1_agreement
+from emocam.convert.quantize import ConvertError
+from emocam.train.metrics import classification_report, top1_agreement
 
 # Faces per call: bounds the interpreter's tensors (a whole test split in one call would need
 # gigabytes of activations) while keeping the per-call overhead negligible.
@@ -22,7 +22,7 @@ CHUNK = 256
 
 
 class Predictor(Protocol):
-    """What EmotionClassifier and train.predictors' predictors both offer."""
+    """What EmotionClassifier and emocam.train.predictors' predictors both offer."""
 
     @property
     def labels(self) -> tuple[str, ...]: ...
@@ -43,7 +43,7 @@ class Comparison:
     precision: str  # int8, float16, float32
     split: str
     n: int
-    float_accuracy: float  # fractions 0..1, as train.metrics reports them
+    float_accuracy: float  # fractions 0..1, as emocam.train.metrics reports them
     accuracy: float
     macro_f1: float
     agreement: float  # share of images where both pick the same class

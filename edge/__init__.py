@@ -1,6 +1,4 @@
-"""emocam's on-device package: camera -> faces -> emotions -> MQTT.
+"""emocam.edge, the on-device package: camera -> faces -> emotions -> MQTT.
 
 Nothing here imports TensorFlow or Keras; the Pi installs only what this package needs.
 """
-
-__version__ = "0.1.0"

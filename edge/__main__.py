@@ -1,5 +1,5 @@
-"""``python -m edge`` is ``emocam``."""
+"""``python -m emocam.edge`` is ``emocam``."""
 
-from edge.cli import main
+from emocam.edge.cli import main
 
 raise SystemExit(main())

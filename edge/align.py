@@ -2,7 +2,7 @@
 
 With eye landmarks (BlazeFace) the crop is rotated so the eyes are level and scaled so the eyes sit
 where FER-2013's do. Without them (Haar) an upright square is derived from the box with constants
-measured on the same dataset. Either way the crop is finished by ``edge.preprocess.prepare_face``,
+measured on the same dataset. Either way the crop is finished by ``emocam.edge.preprocess.prepare_face``,
 so the last resize is the contract's.
 
 The rotation is a small fixed-point bilinear sampler written in numpy rather than cv2.warpAffine:
@@ -19,8 +19,8 @@ import math
 import cv2
 import numpy as np
 
-from edge.faces import Face
-from edge.preprocess import Preprocessing, prepare_face, to_gray
+from emocam.edge.faces import Face
+from emocam.edge.preprocess import Preprocessing, prepare_face, to_gray
 
 # FER-2013 framing, measured by bench/crop_framing.py on 400 random train crops (231 passed its
 # checks) with MediaPipe's 468-point face mesh as the ruler (eye centre = mean of the 16

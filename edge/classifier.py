@@ -1,6 +1,6 @@
 """Emotion classifier: one TFLite interpreter, loaded once, validated against its sidecar.
 
-Faces come in as prepared uint8 crops (see edge.preprocess) and leave as probabilities per label.
+Faces come in as prepared uint8 crops (see emocam.edge.preprocess) and leave as probabilities per label.
 All faces of a frame go through one ``invoke`` when the model has a dynamic batch dimension.
 """
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ModelError
-from edge.model_info import ModelInfo, load_model_info
-from edge.preprocess import stack_faces
-from edge.tflite_runtime import make_interpreter
+from emocam.edge.errors import ModelError
+from emocam.edge.model_info import ModelInfo, load_model_info
+from emocam.edge.preprocess import stack_faces
+from emocam.edge.tflite_runtime import make_interpreter
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from edge import __version__
-from edge.config import ENV_OVERRIDES, Config, load_config, to_json, to_toml
-from edge.errors import ConfigError, EmocamError
-from edge.publishers import MqttSettings
+from emocam import __version__
+from emocam.edge.config import ENV_OVERRIDES, Config, load_config, to_json, to_toml
+from emocam.edge.errors import ConfigError, EmocamError
+from emocam.edge.publishers import MqttSettings
 
 log = logging.getLogger("emocam")
 
@@ -116,7 +116,7 @@ def _load(args: argparse.Namespace, flags: dict[str, Any]) -> Config:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from edge.classifier import EmotionClassifier
+    from emocam.edge.classifier import EmotionClassifier
 
     config = _load(args, {})
     # What `run` loads: the sidecar, the sha256, and a TFLite file the runtime can parse and that
@@ -139,7 +139,7 @@ def _broker_settings(args: argparse.Namespace, flags: dict[str, Any], default_ur
 
 
 def _listen(args: argparse.Namespace) -> int:
-    from edge.listen import Listener
+    from emocam.edge.listen import Listener
 
     listener = Listener(_broker_settings(args, {}, "mqtt://localhost"), args.device, args.json, args.summary,
                         share=args.share)
@@ -153,7 +153,7 @@ def _listen(args: argparse.Namespace) -> int:
 
 
 def _remove_discovery(args: argparse.Namespace) -> int:
-    from edge.ha_discovery import remove_discovery
+    from emocam.edge.ha_discovery import remove_discovery
 
     settings = _broker_settings(args, {"device_id": args.device_id}, None)
     for topic in remove_discovery(settings):
@@ -192,9 +192,9 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signals.on_reload)
 
     # Heavy imports (OpenCV, LiteRT) only for the command that needs them.
-    from edge.daemon import Daemon, build_pipeline, build_publisher
-    from edge.sdnotify import SystemdNotifier
-    from edge.sources import SystemClock, make_source
+    from emocam.edge.daemon import Daemon, build_pipeline, build_publisher
+    from emocam.edge.sdnotify import SystemdNotifier
+    from emocam.edge.sources import SystemClock, make_source
 
     flags = {
         "source.name": args.source,

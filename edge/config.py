@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError
-from edge.publishers import DEVICE_ID_RULE, MqttSettings, is_valid_device_id
-from edge.tracking import TrackerSettings
+from emocam.edge.errors import ConfigError
+from emocam.edge.publishers import DEVICE_ID_RULE, MqttSettings, is_valid_device_id
+from emocam.edge.tracking import TrackerSettings
 
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "emocam.toml"
 CREDENTIAL_NAME = "mqtt_password"
@@ -67,16 +67,16 @@ class ModelConfig:
 
     @property
     def resolved_path(self) -> Path:
-        # Imported here: edge.model_info pulls in OpenCV (through the preprocessing contract),
+        # Imported here: emocam.edge.model_info pulls in OpenCV (through the preprocessing contract),
         # which `emocam listen` and `remove-discovery` never need (about 20 MB and 0.1 s).
-        from edge.model_info import BUNDLED_MODEL
+        from emocam.edge.model_info import BUNDLED_MODEL
 
         return Path(self.path).expanduser() if self.path else BUNDLED_MODEL
 
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
-    """The [mqtt] table; mapped onto edge.publishers.MqttSettings when ``url`` is set."""
+    """The [mqtt] table; mapped onto emocam.edge.publishers.MqttSettings when ``url`` is set."""
 
     url: str = ""  # mqtt://[user@]host[:port] or mqtts://...; empty = JSON lines on stdout
     topic_prefix: str = "emocam"

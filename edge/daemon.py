@@ -1,7 +1,7 @@
 """The frame loop: source -> faces -> aligned crops -> one classifier call -> tracker -> publisher.
 
 ``Daemon`` gets every part ready-built (``build_pipeline``, ``build_publisher`` and
-``edge.sources.make_source`` do that for the CLI; tests pass fakes), so it holds no configuration
+``emocam.edge.sources.make_source`` do that for the CLI; tests pass fakes), so it holds no configuration
 logic of its own. Time comes from an injected clock, so tests never sleep.
 
 What the loop survives, and how:
@@ -29,19 +29,19 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edge.align import align_face
-from edge.classifier import EmotionClassifier
-from edge.config import Config
-from edge.daemon_stats import Counters, StageTimer, stats_payload
-from edge.detectors import make_detector
-from edge.errors import EmocamError, SourceError
-from edge.events import EmotionEvent, event_payload, state_payload
-from edge.faces import Face, FaceDetector
-from edge.log_limit import LogLimiter
-from edge.publishers import Publisher, StdoutPublisher
-from edge.sdnotify import SystemdNotifier
-from edge.sources import Backoff, Clock, Frame, FrameSource
-from edge.tracking import FaceTracker
+from emocam.edge.align import align_face
+from emocam.edge.classifier import EmotionClassifier
+from emocam.edge.config import Config
+from emocam.edge.daemon_stats import Counters, StageTimer, stats_payload
+from emocam.edge.detectors import make_detector
+from emocam.edge.errors import EmocamError, SourceError
+from emocam.edge.events import EmotionEvent, event_payload, state_payload
+from emocam.edge.faces import Face, FaceDetector
+from emocam.edge.log_limit import LogLimiter
+from emocam.edge.publishers import Publisher, StdoutPublisher
+from emocam.edge.sdnotify import SystemdNotifier
+from emocam.edge.sources import Backoff, Clock, Frame, FrameSource
+from emocam.edge.tracking import FaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def build_publisher(config: Config, labels: tuple[str, ...], model_version: str)
     settings = config.mqtt_settings()
     if settings is None:
         return StdoutPublisher()
-    from edge.mqtt_publisher import MqttPublisher  # paho is needed only with a broker
+    from emocam.edge.mqtt_publisher import MqttPublisher  # paho is needed only with a broker
 
     return MqttPublisher(settings, labels=labels, model_version=model_version)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.events import SCHEMA_VERSION, iso_utc
+from emocam.edge.events import SCHEMA_VERSION, iso_utc
 
 STAGES = ("capture", "detect", "align", "classify", "publish")
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")

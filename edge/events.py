@@ -2,7 +2,7 @@
 
 The tracker produces ``EmotionEvent`` values and ``FaceState`` snapshots; publishers send the dicts
 that ``event_payload`` and ``state_payload`` build. Subscribers parse them back with
-``edge.payloads``, which tests use on what a real subscriber receives.
+``emocam.edge.payloads``, which tests use on what a real subscriber receives.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def state_payload(faces: Sequence[FaceState], device: str, model_version: str, t
 _NUMBER = {"type": "number", "minimum": 0, "maximum": 1}
 
 # The event payload as JSON Schema (draft 2020-12), for docs and for consumers that validate.
-# edge.payloads.parse_event checks the same rules plus the cross-field ones JSON Schema cannot say.
+# emocam.edge.payloads.parse_event checks the same rules plus the cross-field ones JSON Schema cannot say.
 EVENT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "emocam emotion event",

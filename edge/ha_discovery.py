@@ -13,10 +13,10 @@ import ssl
 import time
 from collections.abc import Sequence
 
-from edge import __version__
-from edge.errors import PublishError
-from edge.mqtt_client import make_client
-from edge.publishers import MqttSettings, Payload
+from emocam import __version__
+from emocam.edge.errors import PublishError
+from emocam.edge.mqtt_client import make_client
+from emocam.edge.publishers import MqttSettings, Payload
 
 
 def _node_id(settings: MqttSettings) -> str:

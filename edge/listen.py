@@ -4,7 +4,7 @@
 
 Readable lines by default, the events' raw JSON with ``--json``, or, with ``--summary``, the
 count and share of each emotion per device and window. Payloads are parsed with
-``edge.payloads``; a malformed one is reported on stderr and skipped. The broker may be down at
+``emocam.edge.payloads``; a malformed one is reported on stderr and skipped. The broker may be down at
 start or drop later: the client reconnects with back-off and resumes its session.
 
 Keeping up with a fleet (docs/fleet.md): paho's network thread only hands each message over, so
@@ -40,12 +40,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.errors import ConfigError
-from edge.event_gaps import Gap, SequenceGaps
-from edge.log_limit import LogLimiter
-from edge.mqtt_client import make_client
-from edge.payloads import Availability, Event, PayloadError, parse_message
-from edge.publishers import MqttSettings, is_valid_device_id
+from emocam.edge.errors import ConfigError
+from emocam.edge.event_gaps import Gap, SequenceGaps
+from emocam.edge.log_limit import LogLimiter
+from emocam.edge.mqtt_client import make_client
+from emocam.edge.payloads import Availability, Event, PayloadError, parse_message
+from emocam.edge.publishers import MqttSettings, is_valid_device_id
 
 log = logging.getLogger("emocam.listen")
 

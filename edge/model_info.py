@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ModelError
-from edge.preprocess import Preprocessing
+from emocam.edge.errors import ModelError
+from emocam.edge.preprocess import Preprocessing
 
 SIDECAR_SCHEMA = 1
 BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "emocam-fer6.tflite"

@@ -8,8 +8,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.errors import PublishError
-from edge.publishers import MqttSettings
+from emocam.edge.errors import PublishError
+from emocam.edge.publishers import MqttSettings
 
 
 def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:

@@ -26,10 +26,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
-from edge.ha_discovery import discovery_configs
-from edge.log_limit import LogLimiter
-from edge.mqtt_client import make_client
-from edge.publishers import MqttSettings, Payload
+from emocam.edge.ha_discovery import discovery_configs
+from emocam.edge.log_limit import LogLimiter
+from emocam.edge.mqtt_client import make_client
+from emocam.edge.publishers import MqttSettings, Payload
 
 log = logging.getLogger(__name__)
 

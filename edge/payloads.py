@@ -1,6 +1,6 @@
 """The subscriber API: emocam's MQTT payloads parsed and checked into typed objects.
 
-    from edge.payloads import Event, PayloadError, parse_message
+    from emocam.edge.payloads import Event, PayloadError, parse_message
 
     def on_message(client, userdata, msg):          # a paho-mqtt callback
         try:
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from edge.events import EVENT_TYPES, ISO_UTC, SCHEMA_VERSION
+from emocam.edge.events import EVENT_TYPES, ISO_UTC, SCHEMA_VERSION
 
 # An event is about 0.4 KB and a state with 20 faces about 5 KB: anything far bigger is not ours.
 MAX_PAYLOAD_BYTES = 64 * 1024

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import SourceError
+from emocam.edge.errors import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Where events go: the Publisher protocol, the no-broker stdout publisher, and MQTT settings.
 
-The paho adapter lives in ``edge.mqtt_publisher``; its settings live here so that config parsing
+The paho adapter lives in ``emocam.edge.mqtt_publisher``; its settings live here so that config parsing
 and ``check-config`` never import paho. Every publisher method returns at once: the frame loop
 never waits on a network or a disk.
 """

@@ -24,9 +24,9 @@ from typing import Protocol, Self
 import cv2
 import numpy as np
 
-from edge.config import SourceConfig
-from edge.errors import SourceError
-from edge.log_limit import LogLimiter
+from emocam.edge.config import SourceConfig
+from emocam.edge.errors import SourceError
+from emocam.edge.log_limit import LogLimiter
 
 log = logging.getLogger(__name__)
 
@@ -468,7 +468,7 @@ def make_source(config: SourceConfig, clock: Clock, sample: Path = SAMPLE_CLIP) 
     if spec == "auto":
         return _auto_source(config, clock, sample)
     if spec == "picamera2":
-        from edge.picamera_source import Picamera2Camera  # picamera2 itself is imported only there
+        from emocam.edge.picamera_source import Picamera2Camera  # picamera2 itself is imported only there
 
         return LiveSource(Picamera2Camera(config.width, config.height, config.fps))
     if spec.isdigit():
@@ -491,7 +491,7 @@ def make_source(config: SourceConfig, clock: Clock, sample: Path = SAMPLE_CLIP) 
 
 def _auto_source(config: SourceConfig, clock: Clock, sample: Path) -> FrameSource:
     """picamera2 if it finds a camera, else the first V4L2 capture device, else the bundled sample."""
-    from edge.picamera_source import Picamera2Camera, picamera2_cameras
+    from emocam.edge.picamera_source import Picamera2Camera, picamera2_cameras
 
     cameras, why_not = picamera2_cameras()
     if cameras:

@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ModelError
-from edge.native_stderr import routed_stderr
+from emocam.edge.errors import ModelError
+from emocam.edge.native_stderr import routed_stderr
 
 log = logging.getLogger(__name__)
 

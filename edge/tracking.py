@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.events import Box, EmotionEvent, EventType, FaceState
-from edge.faces import Face
+from emocam.edge.events import Box, EmotionEvent, EventType, FaceState
+from emocam.edge.faces import Face
 
 log = logging.getLogger(__name__)
 

@@ -195,9 +195,9 @@ default_config() {
     if [[ -d $SOURCE ]]; then
         cp "$SOURCE/edge/emocam.toml" "$out"
     else
-        python3 - "$SOURCE" "$out" <<'EOF' || die "$SOURCE has no edge/emocam.toml: is --source an emocam wheel?"
+        python3 - "$SOURCE" "$out" <<'EOF' || die "$SOURCE has no emocam/edge/emocam.toml: is --source an emocam wheel?"
 import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open("edge/emocam.toml") as src, open(sys.argv[2], "wb") as dst:
+with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open("emocam/edge/emocam.toml") as src, open(sys.argv[2], "wb") as dst:
     shutil.copyfileobj(src, dst)
 EOF
     fi
@@ -256,7 +256,7 @@ write_constraints() {
 # would leave root-owned files there. Build from a copy of just what the build reads instead.
 stage_source() {
     local out=$1 item items=()
-    for item in pyproject.toml setup.cfg setup.py README.md LICENSE edge train convert; do
+    for item in pyproject.toml setup.cfg setup.py README.md LICENSE emocam edge train convert; do
         [[ -e $SOURCE/$item ]] && items+=("$item")
     done
     mkdir -p "$out"

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-import edge
-from convert.cli import build_parser as convert_parser
+import emocam
+from emocam.convert.cli import build_parser as convert_parser
 from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
 COMMANDS = ("emocam", "emocam-train", "emocam-convert")
-DEVICE_DATA = (
+DEVICE_DATA = (  # inside the source tree; the wheel has each under emocam/
     "edge/emocam.toml",
     "edge/models/emocam-fer6.tflite",
     "edge/models/emocam-fer6.json",
@@ -43,10 +43,10 @@ def command(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
-def test_the_version_lives_in_edge_only() -> None:
+def test_the_version_lives_in_emocam_only() -> None:
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")
-    assert setup["metadata"]["version"] == "attr: edge.__version__"
+    assert setup["metadata"]["version"] == "attr: emocam.__version__"
     with (REPO / "pyproject.toml").open("rb") as file:
         assert "version" not in tomllib.load(file).get("project", {})
 
@@ -54,7 +54,7 @@ def test_the_version_lives_in_edge_only() -> None:
 @pytest.mark.parametrize("name", COMMANDS)
 def test_each_command_prints_the_version(name: str) -> None:
     result = command(name, "--version")
-    assert (result.returncode, result.stdout, result.stderr) == (0, f"{name} {edge.__version__}\n", "")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{name} {emocam.__version__}\n", "")
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -80,7 +80,7 @@ def test_tensorflow_starts_without_its_banner() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
     code = (
         "import os, sys\n"
-        "from train.tf_startup import quiet_tensorflow_startup\n"
+        "from emocam.train.tf_startup import quiet_tensorflow_startup\n"
         "quiet_tensorflow_startup()\n"
         "import keras, tensorflow\n"  # keras imports tensorflow first: the hook must catch that too
         "os.write(2, b'still here\\n')\n"
@@ -108,8 +108,8 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source.mkdir()
     for item in ("pyproject.toml", "setup.cfg", "README.md"):
         shutil.copy2(REPO / item, source / item)
-    for package in ("edge", "train", "convert"):
-        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("emocam", "edge", "train", "convert"):  # emocam/* are links to the other three
+        shutil.copytree(REPO / package, source / package, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     out = root / "dist"
     result = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
@@ -126,14 +126,17 @@ def test_the_wheel_and_sdist_hold_the_device_data_and_no_tensorflow(dist: Path) 
     (sdist,) = dist.glob("*.tar.gz")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        metadata = Parser().parsestr(archive.read(f"emocam-{edge.__version__}.dist-info/METADATA").decode())
-    assert set(DEVICE_DATA) <= names
-    assert not [name for name in names if "__pycache__" in name or name.startswith("tests/")]
+        metadata = Parser().parsestr(archive.read(f"emocam-{emocam.__version__}.dist-info/METADATA").decode())
+    assert {f"emocam/{name}" for name in DEVICE_DATA} <= names
+    assert not [name for name in names if "__pycache__" in name]
+    # One import name: nothing called edge, train, convert or tests at the top of site-packages.
+    assert {name.split("/")[0] for name in names} == {"emocam", f"emocam-{emocam.__version__}.dist-info"}
+    assert {"emocam/train/fit.py", "emocam/convert/cli.py", "emocam/edge/cli.py"} <= names
     base = [req for req in metadata.get_all("Requires-Dist") or [] if "extra ==" not in req]
     assert base and not [req for req in base if req.lower().startswith(("tensorflow", "keras", "face-detection"))]
     with tarfile.open(sdist) as archive:
-        stem = f"emocam-{edge.__version__}/"
-        assert {stem + name for name in DEVICE_DATA} <= set(archive.getnames())
+        stem = f"emocam-{emocam.__version__}/"
+        assert {f"{stem}emocam/{name}" for name in DEVICE_DATA} <= set(archive.getnames())
     assert wheel.stat().st_size < 5_000_000, "the wheel grew: check what package data it picked up"
 
 
@@ -153,14 +156,14 @@ def test_the_installed_wheel_runs_the_sample_on_its_own_files(dist: Path, tmp_pa
     ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (site / "zz_test_dependencies.pth").write_text("".join(f"{path}\n" for path in sorted(ours)))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMOCAM_", "PYTHON"))}
-    where = subprocess.run([str(python), "-c", "import edge; print(edge.__file__)"], capture_output=True, text=True,
-                           env=env, cwd=tmp_path, timeout=60)
+    where = subprocess.run([str(python), "-c", "import emocam.edge; print(emocam.edge.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert where.stdout.startswith(str(site)), where.stdout + where.stderr
-    sample = site / "edge" / "samples" / "astronaut.avi"
+    sample = site / "emocam" / "edge" / "samples" / "astronaut.avi"
     result = subprocess.run(
         [str(venv / "bin" / "emocam"), "run", "--source", str(sample), "--no-realtime"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == ["appeared", "left"]
-    assert f"BlazeFace short-range model {site}/edge/detectors/models/" in result.stderr
+    assert f"BlazeFace short-range model {site}/emocam/edge/detectors/models/" in result.stderr

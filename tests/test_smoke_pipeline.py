@@ -18,7 +18,7 @@ pytest.importorskip("tensorflow", reason="needs the train extra: pip install -e 
 
 @pytest.fixture(scope="module")
 def smoke_run(fer2013: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from train.fit import main as fit_main
+    from emocam.train.fit import main as fit_main
 
     run = tmp_path_factory.mktemp("run")
     cache = tmp_path_factory.mktemp("cache")
@@ -42,7 +42,7 @@ def test_run_directory_holds_what_later_steps_need(smoke_run: Path) -> None:
 
 
 def test_resume_continues_from_the_checkpoint(smoke_run: Path) -> None:
-    from train.fit import main as fit_main
+    from emocam.train.fit import main as fit_main
 
     assert fit_main(["--out", str(smoke_run), "--resume", "--epochs", "3", "--quiet"]) == 0
     assert json.loads((smoke_run / "state.json").read_text())["epoch"] == 3
@@ -50,9 +50,9 @@ def test_resume_continues_from_the_checkpoint(smoke_run: Path) -> None:
 
 
 def test_convert_to_int8_and_run_on_the_device_code(smoke_run: Path, fer2013: Path, tmp_path: Path) -> None:
-    from convert.cli import main as convert_main
-    from edge.classifier import EmotionClassifier
-    from train.data import load_dataset
+    from emocam.convert.cli import main as convert_main
+    from emocam.edge.classifier import EmotionClassifier
+    from emocam.train.data import load_dataset
 
     out = tmp_path / "smoke.tflite"
     rc = convert_main([

@@ -17,7 +17,7 @@ import math
 import cv2
 import numpy as np
 
-from train.config import TrainConfig
+from emocam.train.config import TrainConfig
 
 
 def random_affine(rng: np.random.Generator, cfg: TrainConfig, size: int) -> np.ndarray:

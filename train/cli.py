@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 
-from edge import __version__
-from train.tf_startup import quiet_tensorflow_startup
+from emocam import __version__
+from emocam.train.tf_startup import quiet_tensorflow_startup
 
 COMMANDS = {
-    "fit": ("train.fit", "train a model into a run directory"),
-    "evaluate": ("train.evaluate", "score a .keras or .tflite model on a dataset"),
-    "check-data": ("train.sanity", "class counts, sharpness and contrast of a dataset"),
+    "fit": ("emocam.train.fit", "train a model into a run directory"),
+    "evaluate": ("emocam.train.evaluate", "score a .keras or .tflite model on a dataset"),
+    "check-data": ("emocam.train.sanity", "class counts, sharpness and contrast of a dataset"),
 }
 
 

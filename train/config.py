@@ -21,7 +21,7 @@ class TrainConfig:
     extra_data: tuple[str, ...] = knob((), "more class-folder datasets mixed into training (fine-tuning on your faces)")
     out: str = knob("runs/emocam", "run directory: weights, config, labels, history, metrics")
     classes: str = knob("six", "six (drop disgust), seven, or merge-disgust (disgust counted as angry)")
-    architecture: str = knob("vgg-m", "a name from train.architectures.ARCHITECTURES")
+    architecture: str = knob("vgg-m", "a name from emocam.train.architectures.ARCHITECTURES")
     epochs: int = knob(60, "maximum epochs (early stopping may end sooner)")
     batch_size: int = knob(64, "images per step")
     learning_rate: float = knob(0.02, "peak learning rate (SGD with Nesterov momentum)")

@@ -1,6 +1,6 @@
 """``emocam-train evaluate MODEL DATA``: score a .keras or .tflite model on a labelled dataset.
 
-Both model kinds go through ``train.predictors`` and ``train.metrics``, so their numbers compare.
+Both model kinds go through ``emocam.train.predictors`` and ``emocam.train.metrics``, so their numbers compare.
 The dataset is loaded with the model's own labels, so label indices line up with its outputs;
 classes the model lacks (disgust, for a six-class model) are skipped and reported on stderr.
 With ``--json`` stdout is exactly one JSON object and everything for humans goes to stderr.
@@ -17,12 +17,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from train import run
-from train.calibration import Reliability, reliability, write_reliability_png
-from train.config import TrainConfig
-from train.data import CLASS_SCHEMES, VAL_GROUPINGS, DataError, Dataset, jpeg_reencoded, load_dataset
-from train.metrics import Report, classification_report, format_report, write_confusion_png
-from train.predictors import (
+from emocam.train import run
+from emocam.train.calibration import Reliability, reliability, write_reliability_png
+from emocam.train.config import TrainConfig
+from emocam.train.data import CLASS_SCHEMES, VAL_GROUPINGS, DataError, Dataset, jpeg_reencoded, load_dataset
+from emocam.train.metrics import Report, classification_report, format_report, write_confusion_png
+from emocam.train.predictors import (
     DEFAULT_BATCH_SIZE,
     EvaluationError,
     Predictor,
@@ -143,7 +143,7 @@ def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...]) -> Dat
     choices such as flip TTA can be made without looking at the test split."""
     if args.split != "validation":
         return load_dataset(args.data, split=args.split, classes=classes)
-    from train.data import training_split  # the one place the validation split is drawn
+    from emocam.train.data import training_split  # the one place the validation split is drawn
 
     run_dir = run.run_directory_of(args.model)
     recorded = run.ValidationSplit.of_run(run.read_config(run_dir)) if run_dir else run.ValidationSplit()

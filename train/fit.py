@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.preprocess import Preprocessing
-from train import run
-from train.augment import augmented_batches
-from train.config import ConfigError, TrainConfig, add_arguments, from_arguments, validate
-from train.data import DataError, Dataset, jpeg_reencoded, training_split
+from emocam.edge.preprocess import Preprocessing
+from emocam.train import run
+from emocam.train.augment import augmented_batches
+from emocam.train.config import ConfigError, TrainConfig, add_arguments, from_arguments, validate
+from emocam.train.data import DataError, Dataset, jpeg_reencoded, training_split
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def build_networks(cfg: TrainConfig, size: int, classes: int):
     is what conversion reads, so a bf16 run still converts from float32 weights."""
     import keras
 
-    from train.architectures import build
+    from emocam.train.architectures import build
 
     inference = build(cfg.architecture, size, classes)
     keras.mixed_precision.set_global_policy(cfg.precision)
@@ -326,7 +326,7 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     """Train according to ``cfg``; returns the run directory."""
     import keras
 
-    from train.architectures import ARCHITECTURES, count_macs, has_pooling_head
+    from emocam.train.architectures import ARCHITECTURES, count_macs, has_pooling_head
 
     validate(cfg)
     if cfg.architecture not in ARCHITECTURES:
@@ -429,7 +429,7 @@ def write_validation_metrics(run_dir: Path, val: Dataset, jpeg_quality: int = 0)
     stored, and (``jpeg_quality``) re-encoded as the test files are."""
     import keras
 
-    from train.metrics import classification_report
+    from emocam.train.metrics import classification_report
 
     net = keras.saving.load_model(run_dir / run.BEST_MODEL)
     metrics: dict = {}
@@ -451,7 +451,7 @@ def write_validation_metrics(run_dir: Path, val: Dataset, jpeg_quality: int = 0)
 
 def _list_architectures(parser: argparse.ArgumentParser) -> None:
     try:
-        from train.architectures import describe_choices  # needs Keras; main() says how to install it
+        from emocam.train.architectures import describe_choices  # needs Keras; main() says how to install it
     except ImportError:
         return
     for action in parser._actions:

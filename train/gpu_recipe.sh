@@ -30,9 +30,9 @@ nvidia-smi -L 2>/dev/null || true
 fit() {
     local name=$1; shift
     local resume=(); [ -f "$OUT_DIR/$name/state.json" ] && resume=(--resume)
-    timeout $(( ${MINUTES%.*} * 60 + 90 )) python3 -m train.cli fit "$@" --out "$OUT_DIR/$name" "${resume[@]}" \
+    timeout $(( ${MINUTES%.*} * 60 + 90 )) python3 -m emocam.train.cli fit "$@" --out "$OUT_DIR/$name" "${resume[@]}" \
         --precision mixed_bfloat16 --max-minutes "$MINUTES" $EXTRA 2>&1 \
-        | tee -a "$OUT_DIR/$name.log" | grep --line-buffered "INFO train\|WARNING train\|Error" | sed -u "s/^/[$name] /"
+        | tee -a "$OUT_DIR/$name.log" | grep --line-buffered "INFO emocam.train\|WARNING emocam.train\|Error" | sed -u "s/^/[$name] /"
 }
 fit m1-vgg-m-pool "${M1[@]}" &
 fit m2-resnet "${M2[@]}" &

@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from train.data import SEVEN_CLASSES, DataError, load_dataset
+from emocam.train.data import SEVEN_CLASSES, DataError, load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Reference:
 
 
 # Measured once on /work/shared/datasets/fer2013.zip (unaltered; see its README) with this module:
-#     python -m train.sanity ../shared/datasets/fer2013.zip --split all --json
+#     python -m emocam.train.sanity ../shared/datasets/fer2013.zip --split all --json
 # train/ holds lossless PNGs (the original csv pixels), test/ Kaggle's JPEGs of PublicTest. JPEG
 # artefacts add high frequencies, so the test/ JPEGs measure slightly *sharper* than the PNGs;
 # both are references and a copy is judged against the span of the two.

@@ -9,7 +9,7 @@ lines, once per native library it loads, before absl's logging is set up, where 
 
 ``TF_ENABLE_ONEDNN_OPTS=0`` would drop the second by turning oneDNN off, which changes the numbers.
 Instead, the first ``import tensorflow``, wherever it happens (``import keras`` does it too), runs
-under edge.native_stderr with exactly these lines dropped; anything else it prints is kept.
+under emocam.edge.native_stderr with exactly these lines dropped; anything else it prints is kept.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 from collections.abc import MutableMapping, Sequence
 from types import ModuleType
 
-from edge.native_stderr import routed_stderr
+from emocam.edge.native_stderr import routed_stderr
 
 BANNER = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"

@@ -1,6 +1,6 @@
-"""Face detectors behind the edge.faces.FaceDetector protocol, chosen by name.
+"""Face detectors behind the emocam.edge.faces.FaceDetector protocol, chosen by name.
 
-"blazeface" (MediaPipe, 6 landmarks) is preferred: its eye points let edge.align level the face.
+"blazeface" (MediaPipe, 6 landmarks) is preferred: its eye points let emocam.edge.align level the face.
 "haar" (OpenCV 4 cascade, box only) is the fallback. "auto" takes BlazeFace when its model file is
 there (it ships in edge/detectors/models/), else Haar.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from edge.detectors.blazeface import INSTALL_HINT, BlazeFaceDetector, default_model_path
-from edge.detectors.haar import HaarFaceDetector
-from edge.errors import DetectorError
-from edge.faces import FaceDetector
+from emocam.edge.detectors.blazeface import INSTALL_HINT, BlazeFaceDetector, default_model_path
+from emocam.edge.detectors.haar import HaarFaceDetector
+from emocam.edge.errors import DetectorError
+from emocam.edge.faces import FaceDetector
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def make_detector(
     ``model`` picks BlazeFace's "short" or "full" range model. At 640x480 "short" finds faces from
     about 75 px wide (within ~1 m of a 62-degree camera) and "full" from about 40 px (~2 m).
     Measured on a 2-core x86 VM, one thread, 640x480: "short" 1.5 ms a frame plus ~1.6 ms per
-    face for its landmark refinement; "full" 4.7 ms a frame (see edge.detectors.blazeface).
+    face for its landmark refinement; "full" 4.7 ms a frame (see emocam.edge.detectors.blazeface).
     """
     if name == "auto":
         if default_model_path(model) is not None:

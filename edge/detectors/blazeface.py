@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import DetectorError, ModelError
-from edge.faces import Face, Point
-from edge.tflite_runtime import make_interpreter
+from emocam.edge.errors import DetectorError, ModelError
+from emocam.edge.faces import Face, Point
+from emocam.edge.tflite_runtime import make_interpreter
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class BlazeFaceDetector:
     """Finds faces with 6 landmarks: (right eye, left eye, nose tip, mouth, right ear, left ear).
 
     The model orders the eyes by image position, the eye on the image's left first: in an
-    upright, unmirrored frame that is the subject's right eye, as edge.faces.Face documents.
+    upright, unmirrored frame that is the subject's right eye, as emocam.edge.faces.Face documents.
     Boxes are clipped to the frame; landmarks are not (an ear can lie outside it).
 
     ``refine_landmarks`` runs the model a second time on a square around each face to steady

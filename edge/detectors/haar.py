@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import DetectorError
-from edge.faces import Face
-from edge.preprocess import to_gray
+from emocam.edge.errors import DetectorError
+from emocam.edge.faces import Face
+from emocam.edge.preprocess import to_gray
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 import pytest
 
-from convert import cli, quantize
-from convert.quantize import pin_input_range, representative_indices
-from edge.classifier import EmotionClassifier
-from edge.model_info import file_sha256, load_model_info, sidecar_path
-from edge.preprocess import Preprocessing
-from train.data import SIX_CLASSES
+from emocam.convert import cli, quantize
+from emocam.convert.quantize import pin_input_range, representative_indices
+from emocam.edge.classifier import EmotionClassifier
+from emocam.edge.model_info import file_sha256, load_model_info, sidecar_path
+from emocam.edge.preprocess import Preprocessing
+from emocam.train.data import SIX_CLASSES
 
 requires_tf = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow: pip install 'emocam[train]'"

@@ -35,9 +35,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.events import EmotionEvent, event_payload
-from edge.payloads import Event, parse_event
-from edge.sources import SAMPLE_CLIP
+from emocam.edge.events import EmotionEvent, event_payload
+from emocam.edge.payloads import Event, parse_event
+from emocam.edge.sources import SAMPLE_CLIP
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 5.0
@@ -87,7 +87,7 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def emocam(
     *args: str, env: Mapping[str, str] | None = None, timeout: float = CLI_TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m edge ARGS`` from the repository root, in a clean environment plus ``env``."""
+    """``python -m emocam.edge ARGS`` from the repository root, in a clean environment plus ``env``."""
     return subprocess.run(
         [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout,
         env=clean_env(env), cwd=REPO,
@@ -435,6 +435,6 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def blazeface():
-    from edge.detectors.blazeface import BlazeFaceDetector
+    from emocam.edge.detectors.blazeface import BlazeFaceDetector
 
     return BlazeFaceDetector()

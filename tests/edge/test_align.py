@@ -1,4 +1,4 @@
-"""edge.align: FER-2013 framing, eye levelling and exact pixels, on synthetic eyes and a real photo."""
+"""emocam.edge.align: FER-2013 framing, eye levelling and exact pixels, on synthetic eyes and a real photo."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import align
-from edge.align import align_face, crop_geometry
-from edge.detectors.blazeface import BlazeFaceDetector
-from edge.faces import Face
-from edge.preprocess import Preprocessing, prepare_face
+from emocam.edge import align
+from emocam.edge.align import align_face, crop_geometry
+from emocam.edge.detectors.blazeface import BlazeFaceDetector
+from emocam.edge.faces import Face
+from emocam.edge.preprocess import Preprocessing, prepare_face
 
 data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) ships the astronaut photo")
 

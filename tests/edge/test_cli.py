@@ -14,8 +14,8 @@ from typing import Any
 import cv2
 import pytest
 
-from edge.model_info import BUNDLED_MODEL, load_model_info
-from edge.sources import SAMPLE_CLIP
+from emocam.edge.model_info import BUNDLED_MODEL, load_model_info
+from emocam.edge.sources import SAMPLE_CLIP
 from tests.edge.conftest import REPO, assert_exact_event, clean_env, emocam, sample_frames
 
 LABELS = load_model_info(BUNDLED_MODEL).labels
@@ -80,7 +80,8 @@ def test_info_level_logs_the_runtime_lines_as_records() -> None:
     pytest.importorskip("ai_edge_litert", reason="the XNNPACK line is LiteRT's")
     result = emocam("run", "--source", str(SAMPLE_CLIP), "--no-realtime")
     assert result.returncode == 0, result.stderr
-    line = "INFO edge.tflite_runtime: ai_edge_litert.interpreter: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+    line = ("INFO emocam.edge.tflite_runtime: ai_edge_litert.interpreter: "
+            "Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     assert line in result.stderr
     assert "\nINFO: " not in result.stderr and not result.stderr.startswith("INFO: ")
 
@@ -143,7 +144,7 @@ def test_sighup_rejects_a_bad_config_and_applies_a_good_one(long_folder: Path, t
     log = tmp_path / "stderr.log"
     process = start("run", "--config", str(config), "--source", str(long_folder), stderr=log)
     try:
-        wait_for_log(log, "edge.sources: opened", process)
+        wait_for_log(log, "emocam.edge.sources: opened", process)
         config.write_text("[source]\nfps = 2.0\n[tracker]\nhold_seconds = -1\n")
         process.send_signal(signal.SIGHUP)
         wait_for_log(log, "reload rejected", process)
@@ -178,7 +179,7 @@ def test_bad_model_exits_3_before_the_camera_is_opened(damage: str, long_folder:
     assert result.returncode == 3, result.stderr
     assert str(model) in result.stderr
     assert ("does not exist" if damage == "missing" else "sha256") in result.stderr
-    assert "edge.sources: opened" not in result.stderr  # the source was never touched
+    assert "emocam.edge.sources: opened" not in result.stderr  # the source was never touched
     assert "Traceback" not in result.stderr
 
 
@@ -194,11 +195,12 @@ def test_the_whole_pipeline_never_imports_tensorflow_or_keras(mqtt_broker: Any, 
     config = broker_config(tmp_path / "emocam.toml", mqtt_broker)
     script = (
         "import json, sys\n"
-        "from edge.cli import main\n"
+        "from emocam.edge.cli import main\n"
         f"rc = main(['run', '--config', {str(config)!r}, '--source', {str(SAMPLE_CLIP)!r}, '--no-realtime',"
         f" '--broker', {mqtt_broker.url!r}, '--device-id', {unique_id!r}])\n"
         "roots = {name.split('.')[0] for name in sys.modules}\n"
-        "print(json.dumps({'rc': rc, 'roots': sorted(roots)}))\n"
+        "ours = {'.'.join(name.split('.')[:2]) for name in sys.modules if name.startswith('emocam.')}\n"
+        "print(json.dumps({'rc': rc, 'roots': sorted(roots), 'ours': sorted(ours)}))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT,
                             env=clean_env(), cwd=REPO)
@@ -206,6 +208,7 @@ def test_the_whole_pipeline_never_imports_tensorflow_or_keras(mqtt_broker: Any, 
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["rc"] == 0
     # The run really went through the model, the detector and paho...
-    assert {"ai_edge_litert", "cv2", "paho", "edge"} <= set(report["roots"])
+    assert {"ai_edge_litert", "cv2", "paho", "emocam"} <= set(report["roots"]) and report["ours"] == ["emocam.edge"]
     # ...and never near the training stack.
-    assert not {"tensorflow", "keras", "tf_keras", "tensorflow_lite_support", "train", "convert"} & set(report["roots"])
+    assert not {"tensorflow", "keras", "tf_keras", "tensorflow_lite_support", "edge", "train", "convert"} & set(
+        report["roots"])

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge.config import (
+from emocam.edge.config import (
     DEFAULT_CONFIG_FILE,
     Config,
     default_device_id,
@@ -20,8 +20,8 @@ from edge.config import (
     to_json,
     to_toml,
 )
-from edge.errors import ConfigError
-from edge.model_info import BUNDLED_MODEL, file_sha256
+from emocam.edge.errors import ConfigError
+from emocam.edge.model_info import BUNDLED_MODEL, file_sha256
 from tests.edge.conftest import emocam
 
 

@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.config import Config, parse_config
-from edge.daemon import Daemon, Pipeline, build_pipeline, build_publisher
-from edge.errors import ConfigError, SourceError
-from edge.faces import Face, FaceDetector
-from edge.model_info import BUNDLED_MODEL, load_model_info
-from edge.mqtt_publisher import MqttPublisher
-from edge.sdnotify import SystemdNotifier
-from edge.sources import SAMPLE_CLIP, Frame, VideoFileSource
+from emocam.edge.config import Config, parse_config
+from emocam.edge.daemon import Daemon, Pipeline, build_pipeline, build_publisher
+from emocam.edge.errors import ConfigError, SourceError
+from emocam.edge.faces import Face, FaceDetector
+from emocam.edge.model_info import BUNDLED_MODEL, load_model_info
+from emocam.edge.mqtt_publisher import MqttPublisher
+from emocam.edge.sdnotify import SystemdNotifier
+from emocam.edge.sources import SAMPLE_CLIP, Frame, VideoFileSource
 from tests.edge.conftest import FakeClock, assert_exact_event, sample_frames, wait_until
 
 PLACEHOLDER = load_model_info(BUNDLED_MODEL).version == "0.0-placeholder"

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-import edge.detectors
-from edge.detectors import BlazeFaceDetector, HaarFaceDetector, make_detector
-from edge.detectors.blazeface import MODEL_DIR, MODELS, default_model_path, ssd_anchors
-from edge.errors import DetectorError
-from edge.faces import Face
+import emocam.edge.detectors
+from emocam.edge.detectors import BlazeFaceDetector, HaarFaceDetector, make_detector
+from emocam.edge.detectors.blazeface import MODEL_DIR, MODELS, default_model_path, ssd_anchors
+from emocam.edge.errors import DetectorError
+from emocam.edge.faces import Face
 
 data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) ships the astronaut photo")
 
@@ -47,7 +47,7 @@ def assert_eyes_in_box(face: Face) -> None:
     x, y, w, h = face.box
     for ex, ey in face.landmarks[:2]:
         assert x <= ex <= x + w and y <= ey <= y + h, f"eye {(ex, ey)} outside box {face.box}"
-    # edge.faces.Face: the eye on the image's left comes first.
+    # emocam.edge.faces.Face: the eye on the image's left comes first.
     assert face.landmarks[0][0] < face.landmarks[1][0]
 
 
@@ -215,8 +215,8 @@ def test_make_detector_unknown_name_lists_the_choices() -> None:
 def test_auto_falls_back_to_haar_without_blazeface(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(edge.detectors, "default_model_path", lambda model="short": None)
-    with caplog.at_level(logging.WARNING, logger="edge.detectors"):
+    monkeypatch.setattr(emocam.edge.detectors, "default_model_path", lambda model="short": None)
+    with caplog.at_level(logging.WARNING, logger="emocam.edge.detectors"):
         detector = make_detector("auto")
     assert isinstance(detector, HaarFaceDetector)
     assert "reinstall emocam" in caplog.text and "edge/detectors/models/" in caplog.text

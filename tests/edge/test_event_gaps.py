@@ -1,8 +1,8 @@
-"""Lost events told from seq numbers (edge.event_gaps): gaps, repeats, restarts, per device."""
+"""Lost events told from seq numbers (emocam.edge.event_gaps): gaps, repeats, restarts, per device."""
 
 from __future__ import annotations
 
-from edge.event_gaps import REPEAT_WINDOW, Gap, SequenceGaps
+from emocam.edge.event_gaps import REPEAT_WINDOW, Gap, SequenceGaps
 
 
 def test_a_gap_is_reported_once_with_its_range() -> None:

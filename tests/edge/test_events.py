@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.events import (
+from emocam.edge.events import (
     EmotionEvent,
     FaceState,
     event_payload,
     iso_utc,
     state_payload,
 )
-from edge.faces import Face
-from edge.payloads import parse_state, parse_stats
-from edge.tracking import FaceTracker, TrackerSettings
+from emocam.edge.faces import Face
+from emocam.edge.payloads import parse_state, parse_stats
+from emocam.edge.tracking import FaceTracker, TrackerSettings
 from tests.edge.conftest import assert_exact_event
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.sources import SAMPLE_CLIP
+from emocam.edge.sources import SAMPLE_CLIP
 from tests.edge.conftest import (
     CLI_TIMEOUT,
     REPO,

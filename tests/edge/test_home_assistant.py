@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from edge.events import FaceState, state_payload
-from edge.ha_discovery import discovery_configs
-from edge.model_info import load_model_info
-from edge.publishers import MqttSettings
-from edge.sources import SAMPLE_CLIP
+from emocam.edge.events import FaceState, state_payload
+from emocam.edge.ha_discovery import discovery_configs
+from emocam.edge.model_info import load_model_info
+from emocam.edge.publishers import MqttSettings
+from emocam.edge.sources import SAMPLE_CLIP
 from tests.edge.conftest import REPO, Broker, emocam, free_port
 
 LABELS = load_model_info(REPO / "edge" / "models" / "emocam-fer6.tflite").labels

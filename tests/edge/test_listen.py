@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from edge.model_info import load_model_info
-from edge.payloads import MAX_PAYLOAD_BYTES
-from edge.sources import SAMPLE_CLIP
+from emocam.edge.model_info import load_model_info
+from emocam.edge.payloads import MAX_PAYLOAD_BYTES
+from emocam.edge.sources import SAMPLE_CLIP
 from tests.edge.conftest import REPO, Broker, assert_exact_event, clean_env, emocam, event_bytes, wait_until
 
 pytestmark = pytest.mark.broker
@@ -156,9 +156,9 @@ def test_the_subscriber_side_loads_no_camera_or_model_stack(tmp_path: Path) -> N
     config.write_text('[mqtt]\nurl = "mqtt://localhost"\n')
     script = (
         "import json, sys\n"
-        "import edge.cli, edge.listen, edge.ha_discovery\n"
+        "import emocam.edge.cli, emocam.edge.listen, emocam.edge.ha_discovery\n"
         "from pathlib import Path\n"
-        "from edge.config import load_config\n"
+        "from emocam.edge.config import load_config\n"
         f"settings = load_config(Path({str(config)!r}), {{}}, {{}}).mqtt_settings()\n"
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
     )
@@ -223,8 +223,8 @@ def test_gaps_in_seq_are_reported_and_repeats_and_restarts_are_not(mqtt_broker: 
 def test_readable_formats() -> None:
     from datetime import UTC, datetime
 
-    from edge.listen import SummaryWindow, format_event, format_summary
-    from edge.payloads import parse_event
+    from emocam.edge.listen import SummaryWindow, format_event, format_summary
+    from emocam.edge.payloads import parse_event
 
     payload = {"schema": 1, "type": "changed", "ts": "2026-11-05T12:00:01.250Z", "device": "hall", "face": 4,
                "emotion": "sad", "confidence": 0.666, "scores": {"happy": 0.334, "sad": 0.666},

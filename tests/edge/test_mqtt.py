@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.errors import PublishError
-from edge.events import event_payload, state_payload
-from edge.faces import Face
-from edge.ha_discovery import discovery_configs, discovery_topics, remove_discovery
-from edge.mqtt_publisher import MqttPublisher
-from edge.publishers import MqttSettings, StdoutPublisher, parse_broker_url
-from edge.tracking import FaceTracker, TrackerSettings
+from emocam.edge.errors import PublishError
+from emocam.edge.events import event_payload, state_payload
+from emocam.edge.faces import Face
+from emocam.edge.ha_discovery import discovery_configs, discovery_topics, remove_discovery
+from emocam.edge.mqtt_publisher import MqttPublisher
+from emocam.edge.publishers import MqttSettings, StdoutPublisher, parse_broker_url
+from emocam.edge.tracking import FaceTracker, TrackerSettings
 from tests.edge.conftest import Broker, Subscriber, assert_exact_event, free_port, wait_until
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
@@ -168,7 +168,7 @@ def test_password_is_redacted_in_repr() -> None:
 def test_stdout_publisher_writes_events_only(caplog: pytest.LogCaptureFixture) -> None:
     stream = io.StringIO()
     publisher = StdoutPublisher(stream)
-    caplog.set_level(logging.DEBUG, logger="edge.publishers")
+    caplog.set_level(logging.DEBUG, logger="emocam.edge.publishers")
     publisher.start()
     publisher.publish_event({"type": "appeared", "face": 1})
     publisher.publish_state({"count": 1})
@@ -346,7 +346,7 @@ def test_broker_restart_mid_run_resumes_and_counts_losses(
 def test_refused_connection_is_not_connected(
     refusing_broker: Broker, make_publisher: PublisherFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="edge.mqtt_publisher")
+    caplog.set_level(logging.WARNING, logger="emocam.edge.mqtt_publisher")
     publisher = make_publisher(refusing_broker)
     publisher.start()
     publisher.publish_event(event(1))

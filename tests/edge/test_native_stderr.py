@@ -1,4 +1,4 @@
-"""edge.native_stderr: what C++ writes to file descriptor 2 is routed, the rest kept in order."""
+"""emocam.edge.native_stderr: what C++ writes to file descriptor 2 is routed, the rest kept in order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from edge.native_stderr import routed_stderr
+from emocam.edge.native_stderr import routed_stderr
 
 
 def test_routed_lines_are_taken_and_the_rest_written_back_in_order(capfd: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""The subscriber API (edge.payloads): what it accepts, what it refuses, and how it says why."""
+"""The subscriber API (emocam.edge.payloads): what it accepts, what it refuses, and how it says why."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from edge.events import EVENT_SCHEMA, EmotionEvent, FaceState, event_payload, state_payload
-from edge.payloads import (
+from emocam.edge.events import EVENT_SCHEMA, EmotionEvent, FaceState, event_payload, state_payload
+from emocam.edge.payloads import (
     MAX_PAYLOAD_BYTES,
     Availability,
     Box,

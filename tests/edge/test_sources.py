@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import SourceConfig
-from edge.errors import SourceError
-from edge.sources import (
+from emocam.edge.config import SourceConfig
+from emocam.edge.errors import SourceError
+from emocam.edge.sources import (
     SAMPLE_CLIP,
     Backoff,
     Frame,
@@ -241,10 +241,10 @@ def test_opencv_camera_that_does_not_exist_is_a_clear_source_error() -> None:
 def test_auto_without_any_camera_plays_the_sample_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import edge.sources
+    import emocam.edge.sources
 
     # This machine has neither picamera2 nor /dev/video*; pin that down so the test means it.
-    monkeypatch.setattr(edge.sources, "first_v4l2_camera", lambda: first_v4l2_camera(tmp_path))
+    monkeypatch.setattr(emocam.edge.sources, "first_v4l2_camera", lambda: first_v4l2_camera(tmp_path))
     with caplog.at_level(logging.WARNING):
         source = make_source(SourceConfig(name="auto", realtime=False), FakeClock())
     assert isinstance(source, VideoFileSource) and source.path == SAMPLE_CLIP

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.events import EmotionEvent
-from edge.faces import Face
-from edge.tracking import FaceTracker, TrackerSettings, iou, normalize_box
+from emocam.edge.events import EmotionEvent
+from emocam.edge.faces import Face
+from emocam.edge.tracking import FaceTracker, TrackerSettings, iou, normalize_box
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 FRAME = (640, 480)

@@ -215,9 +215,9 @@ def test_dry_run_writes_nothing(sandbox: Sandbox) -> None:
 
 
 def test_config_from_a_wheel(sandbox: Sandbox, tmp_path: Path) -> None:
-    wheel = tmp_path / "emocam-0.1.0-py3-none-any.whl"
+    wheel = tmp_path / "emocam-0.2.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr("edge/emocam.toml", "# from the wheel\n")
+        zf.writestr("emocam/edge/emocam.toml", "# from the wheel\n")
     wheel_box = Sandbox(root=sandbox.root, source=wheel, fakes_log=sandbox.fakes_log, env=sandbox.env)
     out = wheel_box.run().stdout
     assert (sandbox.root / "etc/emocam/emocam.toml").read_text() == "# from the wheel\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import ConfigError, ModelError
+from emocam.edge.errors import ConfigError, ModelError
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "emocam.service"
 INSTALLED_EXEC = "/opt/emocam/venv/bin/emocam"

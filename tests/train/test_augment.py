@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from train.augment import augment_batch
-from train.config import TrainConfig
+from emocam.train.augment import augment_batch
+from emocam.train.config import TrainConfig
 
 OFF = TrainConfig(flip=False, rotation_deg=0, shear=0, zoom=0, shift=0, brightness=0, contrast=0, erasing=0, jpeg=0)
 

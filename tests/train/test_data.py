@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from train.data import (
+from emocam.train.data import (
     SEVEN_CLASSES,
     SIX_CLASSES,
     DataError,
@@ -168,7 +168,7 @@ def test_unreadable_images_are_named_and_counted(tmp_path: Path, caplog: pytest.
         cv2.imwrite(str(folder / name / "good.png"), np.full((48, 48), 100, np.uint8))
     for i in range(4):
         (folder / "sad" / f"broken{i}.png").write_bytes(b"not a png")
-    with caplog.at_level(logging.WARNING, logger="train.data"):
+    with caplog.at_level(logging.WARNING, logger="emocam.train.data"):
         ds = load_dataset(folder, "train", ("happy", "sad"))
     assert len(ds) == 2 and ds.skipped == 4
     message = " ".join(record.getMessage() for record in caplog.records)

@@ -1,4 +1,4 @@
-"""train.predictors and train.evaluate: fakes for the logic, the bundled int8 model and a tiny
+"""emocam.train.predictors and emocam.train.evaluate: fakes for the logic, the bundled int8 model and a tiny
 Keras model for the real paths, and the CLI's JSON and error contract."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.model_info import BUNDLED_MODEL
+from emocam.edge.model_info import BUNDLED_MODEL
+from emocam.train.data import Dataset, load_dataset, split_validation
+from emocam.train.evaluate import evaluate, main
+from emocam.train.predictors import EvaluationError, TflitePredictor, ensemble, load_predictor, with_flip_tta
 from tests.conftest import fer2013_path
-from train.data import Dataset, load_dataset, split_validation
-from train.evaluate import evaluate, main
-from train.predictors import EvaluationError, TflitePredictor, ensemble, load_predictor, with_flip_tta
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ("angry", "happy", "surprise")
@@ -231,7 +231,7 @@ def test_cli_bad_input_exits_2_with_a_message(
 def test_tflite_evaluation_does_not_import_tensorflow(tmp_path: Path) -> None:
     data = write_kaggle_folder(tmp_path / "data", {"angry": 1, "happy": 1})
     code = (
-        "import sys; from train.evaluate import main; "
+        "import sys; from emocam.train.evaluate import main; "
         f"assert main([{str(BUNDLED_MODEL)!r}, {str(data)!r}, '--json', '--threads', '1']) == 0; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'"
     )

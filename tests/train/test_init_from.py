@@ -9,8 +9,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from train.architectures import build  # noqa: E402
-from train.fit import load_initial_weights  # noqa: E402
+from emocam.train.architectures import build  # noqa: E402
+from emocam.train.fit import load_initial_weights  # noqa: E402
 
 
 def test_weights_are_copied_from_a_run_directory(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""train.metrics: hand-checked numbers, the JSON and text forms, and the confusion-matrix PNG."""
+"""emocam.train.metrics: hand-checked numbers, the JSON and text forms, and the confusion-matrix PNG."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from train.metrics import (
+from emocam.train.metrics import (
     Report,
     classification_report,
     confusion_matrix,
@@ -106,7 +106,7 @@ def test_confusion_png_shades_cells_by_row_share(report: Report, tmp_path: Path)
     image = cv2.imread(str(path))
     assert image is not None and image.shape == render_confusion(report).shape
     # Row "happy" is 100% predicted happy: that cell is dark, its neighbour (0%) is white.
-    from train.metrics import _CELL, _LEFT, _TOP  # layout constants: where the cells are
+    from emocam.train.metrics import _CELL, _LEFT, _TOP  # layout constants: where the cells are
 
     def corner(i: int, j: int) -> np.ndarray:
         return image[_TOP + i * _CELL + 4, _LEFT + j * _CELL + 4]

@@ -9,10 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from train.augment import augment_batch
-from train.calibration import expected_calibration_error, fit_temperature, reliability, tempered, write_reliability_png
-from train.config import ConfigError, TrainConfig, problems, validate
-from train.data import Dataset, duplicate_groups, jpeg_reencoded, split_validation
+from emocam.train.augment import augment_batch
+from emocam.train.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    reliability,
+    tempered,
+    write_reliability_png,
+)
+from emocam.train.config import ConfigError, TrainConfig, problems, validate
+from emocam.train.data import Dataset, duplicate_groups, jpeg_reencoded, split_validation
 
 OFF = dict(flip=False, rotation_deg=0, shear=0, zoom=0, shift=0, brightness=0, contrast=0, erasing=0, jpeg=0)
 
@@ -155,7 +161,7 @@ def test_a_resumed_run_is_the_uninterrupted_run(fer2013: Path, tmp_path: Path) -
 
     import h5py
 
-    from train.fit import fit
+    from emocam.train.fit import fit
 
     base = dict(data=str(fer2013), architecture="tiny-pool", crop=40, precision="mixed_bfloat16", ema=0.9,
                 epochs=3, limit_per_class=30, batch_size=32, warmup_epochs=1, cache_dir=str(tmp_path / "cache"))
@@ -187,7 +193,7 @@ def test_a_resumed_run_is_the_uninterrupted_run(fer2013: Path, tmp_path: Path) -
 @pytest.mark.tensorflow
 @pytest.mark.dataset
 def test_fit_refuses_to_overwrite_a_run_and_keeps_it(fer2013: Path, tmp_path: Path) -> None:
-    from train.fit import main
+    from emocam.train.fit import main
 
     run = tmp_path / "run"
     run.mkdir()
@@ -200,7 +206,7 @@ def test_fit_refuses_to_overwrite_a_run_and_keeps_it(fer2013: Path, tmp_path: Pa
 
 @pytest.mark.tensorflow
 def test_fit_names_bad_flags_before_reading_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from train.fit import main
+    from emocam.train.fit import main
 
     missing = tmp_path / "no-such-data.zip"  # never opened: the flags are refused first
     for args, message in (
@@ -216,7 +222,7 @@ def test_fit_names_bad_flags_before_reading_data(tmp_path: Path, capsys: pytest.
 
 @pytest.mark.tensorflow
 def test_centre_crop_scores_the_centre_of_a_pooling_net_and_refuses_a_flatten_net() -> None:
-    from train.architectures import build, with_centre_crop
+    from emocam.train.architectures import build, with_centre_crop
 
     net = build("tiny-pool", 48, 6)
     cropped = with_centre_crop(net, 40)
@@ -234,8 +240,8 @@ def test_centre_crop_scores_the_centre_of_a_pooling_net_and_refuses_a_flatten_ne
 
 @pytest.mark.tensorflow
 def test_a_diverged_epoch_stops_training_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
-    from train.architectures import build
-    from train.fit import RunCheckpoint, TrainingDiverged
+    from emocam.train.architectures import build
+    from emocam.train.fit import RunCheckpoint, TrainingDiverged
 
     net, inference = build("tiny", 48, 6), build("tiny", 48, 6)
     net.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
@@ -259,7 +265,7 @@ def test_fit_without_the_train_extra_says_what_to_install() -> None:
     import sys
 
     # keras=None in sys.modules makes `import keras` raise ImportError, as in a device-only install.
-    code = ("import sys; sys.modules['keras'] = None; from train.fit import main; "
+    code = ("import sys; sys.modules['keras'] = None; from emocam.train.fit import main; "
             "sys.exit(main(['--data', 'x.zip', '--out', '/nonexistent/run']))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr

@@ -1,4 +1,4 @@
-"""train.sanity: statistics on synthetic images, warnings on hand-made stats, and real FER-2013
+"""emocam.train.sanity: statistics on synthetic images, warnings on hand-made stats, and real FER-2013
 with synthetic alterations (blur, equalization, stretching) that the report must flag."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from emocam.train.sanity import FER_TRAIN_COUNTS, REFERENCES, Stats, check_against_reference, dataset_stats, main
 from tests.conftest import fer2013_path
-from train.sanity import FER_TRAIN_COUNTS, REFERENCES, Stats, check_against_reference, dataset_stats, main
 
 needs_fer = pytest.mark.skipif(
     not fer2013_path().is_file(),
@@ -112,7 +112,7 @@ def test_check_data_missing_path_exits_2(tmp_path: Path, capsys: pytest.CaptureF
 
 @pytest.fixture(scope="module")
 def fer_test_images() -> np.ndarray:
-    from train.data import load_dataset
+    from emocam.train.data import load_dataset
 
     return load_dataset(fer2013_path(), split="test", classes="seven").images
 
