@@ -77,7 +77,7 @@ ensure_venv() {
 
 # Hash of what decides the install: the package metadata (dependencies, version) and the pins.
 install_hash() {
-    cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/edge/__init__.py" "$BOOKWORM_CONSTRAINTS" | sha256sum | cut -d' ' -f1
+    cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/emocam/__init__.py" "$BOOKWORM_CONSTRAINTS" | sha256sum | cut -d' ' -f1
 }
 
 # ensure_emocam EXTRAS: emocam installed editable in .venv with EXTRAS (comma-separated, may be
