@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import resource
 import statistics
+import sys
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from emocam.edge.events import SCHEMA_VERSION, iso_utc
 
 STAGES = ("capture", "detect", "align", "classify", "publish")
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
+PROC_STATUS = Path("/proc/self/status")
 _SAMPLES = 2048  # per stage and interval: ~1 minute at 30 fps, a few KB
 
 
@@ -60,18 +62,26 @@ def cpu_temperature(path: Path = THERMAL_ZONE) -> float | None:
         return None
 
 
-def rss_mb() -> float | None:
-    """Resident memory now, in MB (from /proc/self/statm; Linux only)."""
+def memory_mb(status: Path = PROC_STATUS) -> tuple[float | None, float | None]:
+    """(resident memory now, peak resident memory since start), in MB, where peak >= now.
+
+    Both come from one read of /proc/self/status (VmRSS, VmHWM, in KiB), so they are one moment's
+    numbers; the kernel computes VmHWM as at least VmRSS, and the max is taken again here. Mixing
+    sources would not hold that: getrusage's ru_maxrss reads approximate per-CPU counters and lags
+    /proc/self/statm by a few hundred KB while memory grows. Without /proc: (None, ru_maxrss).
+    """
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return round(pages * resource.getpagesize() / 1e6, 1)
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        rss, peak = (int(fields[key].split()[0]) * 1024 / 1e6 for key in ("VmRSS", "VmHWM"))
+    except (OSError, ValueError, KeyError, IndexError):
+        return None, _ru_maxrss_mb()
+    return round(rss, 1), round(max(peak, rss), 1)  # rounding keeps the order
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory since start, in MB (ru_maxrss is in KiB on Linux)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1)
+def _ru_maxrss_mb() -> float:
+    """Peak resident memory from getrusage: in bytes on macOS, in KiB elsewhere."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(maxrss / 1e6 if sys.platform == "darwin" else maxrss * 1024 / 1e6, 1)
 
 
 def stats_payload(
@@ -88,6 +98,7 @@ def stats_payload(
     source_ok: bool,
 ) -> dict[str, Any]:
     """The JSON object for the stats topic (the MQTT publisher adds its own ``mqtt`` counters)."""
+    rss, peak = memory_mb()
     return {
         "schema": SCHEMA_VERSION,
         "ts": iso_utc(wall_time),
@@ -105,6 +116,6 @@ def stats_payload(
         "source_reopens": counters.reopens,
         "latency_ms": latency_ms,
         "cpu_temp_c": cpu_temperature(),
-        "rss_mb": rss_mb(),
-        "peak_rss_mb": peak_rss_mb(),
+        "rss_mb": rss,
+        "peak_rss_mb": peak,
     }
