@@ -62,7 +62,9 @@ class DetectorConfig:
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    path: str = ""  # .tflite with its .json sidecar beside it; empty = the bundled model
+    # .tflite with its .json sidecar beside it; empty = the bundled model. load_config makes a
+    # relative path in a file absolute against the file's folder; parse_config leaves it to the cwd.
+    path: str = ""
     num_threads: int = 1
 
     @property
@@ -328,10 +330,22 @@ def load_config(
     flags: Mapping[str, Any] | None = None,
     hostname: str | None = None,
 ) -> Config:
-    """File (or defaults), then ``ENV_OVERRIDES``, then ``flags`` (dotted key -> value), then the password."""
+    """File (or defaults), then ``ENV_OVERRIDES``, then ``flags`` (dotted key -> value), then the password.
+
+    The file is checked on its own first, so a bad value in it is an error even where an override
+    replaces it (``realtime = "yes"`` with ``--no-realtime``): the service that runs the same file
+    without the flag would meet it anyway. A relative ``[model] path`` is taken from the file's
+    folder, not from the working directory.
+    """
     if path is None and environ.get(CONFIG_ENV):
         path = Path(environ[CONFIG_ENV])
     mapping = read_config_file(path) if path is not None else {}
+    if path is not None:
+        _resolve_model_path(mapping, path.absolute().parent)
+        try:
+            parse_config(mapping, hostname=hostname)  # pure: reads the mapping, never changes it
+        except ConfigError as exc:
+            raise ConfigError(_with_origin(str(exc), {}, path)) from exc.__cause__
     origins: dict[str, str] = {}
     for env_name, dotted in ENV_OVERRIDES.items():
         if environ.get(env_name):
@@ -351,6 +365,13 @@ def load_config(
     except ConfigError as exc:
         raise ConfigError(_with_origin(str(exc), origins, path)) from exc.__cause__
     return config
+
+
+def _resolve_model_path(mapping: dict[str, Any], folder: Path) -> None:
+    """A relative ``[model] path`` of a config file, made absolute against the file's ``folder``."""
+    model = mapping.get("model")
+    if isinstance(model, dict) and isinstance(model.get("path"), str) and model["path"]:
+        model["path"] = str(folder / Path(model["path"]).expanduser())  # an absolute one stays as it is
 
 
 def _with_origin(message: str, origins: Mapping[str, str], path: Path | None) -> str:

@@ -116,6 +116,38 @@ def test_errors_say_which_layer_set_the_bad_value(tmp_path: Path) -> None:
         load_config(None, {}, {"device_id": "a/b"}, hostname="pi")
 
 
+def test_a_bad_value_in_the_file_is_refused_even_where_an_override_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "emocam.toml"
+    path.write_text('[source]\nrealtime = "yes"\n')
+    message = rf"^source.realtime: 'yes' \(a string\) must be true or false \(in {path}\)$"
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, {}, {"source.realtime": False}, hostname="pi")  # --no-realtime
+    path.write_text("[source]\nname = 0\n")  # a number where the camera index must be a string
+    with pytest.raises(ConfigError, match=rf"^source.name: 0 \(an integer\) must be a string \(in {path}\)$"):
+        load_config(path, {"EMOCAM_SOURCE": "/dev/video0"}, {"source.name": "clip.avi"}, hostname="pi")
+
+
+def test_a_relative_model_path_is_taken_from_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "emocam.toml"
+    path.write_text('[model]\npath = "models/mine.tflite"\n')
+    monkeypatch.chdir(tmp_path)  # elsewhere: the working directory must not matter
+    config = load_config(Path("etc/emocam.toml"), {}, hostname="pi")  # a relative config path too
+    assert config.model.resolved_path == folder / "models" / "mine.tflite"
+    assert load_config(None, {"EMOCAM_CONFIG": str(path)}, hostname="pi") == config
+    # A file's absolute or home-relative path stays; a mapping without a file keeps the cwd.
+    path.write_text('[model]\npath = "/opt/m.tflite"\n')
+    assert load_config(path, {}, hostname="pi").model.resolved_path == Path("/opt/m.tflite")
+    path.write_text('[model]\npath = "~/m.tflite"\n')
+    assert load_config(path, {}, hostname="pi").model.resolved_path == Path("~/m.tflite").expanduser()
+    assert parse_config({"model": {"path": "models/mine.tflite"}}, hostname="pi").model.resolved_path == Path(
+        "models/mine.tflite"
+    )
+
+
 def test_missing_and_malformed_files_name_the_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=f"config file {tmp_path / 'nope.toml'} does not exist"):
         load_config(tmp_path / "nope.toml", {}, hostname="pi")
@@ -236,6 +268,47 @@ def test_cli_check_config_refuses_a_model_the_runtime_cannot_parse(tmp_path: Pat
     assert f"model file {model} is not a valid TFLite model" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def one_error_line(stderr: str) -> str:
+    """The single ERROR line of a run that failed, after checking it is the only one and nothing else leaked."""
+    assert "Traceback" not in stderr, stderr
+    assert all(line.split(" ", 1)[0] in ("INFO", "WARNING", "ERROR") for line in stderr.splitlines()), stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("command", [["run", "--no-realtime"], ["check-config"]])
+def test_cli_refuses_a_bad_file_value_that_a_flag_overrides_with_exit_2(command: list[str], tmp_path: Path) -> None:
+    path = tmp_path / "emocam.toml"
+    path.write_text('[source]\nrealtime = "yes"\n')
+    result = emocam(command[0], "--config", str(path), *command[1:])
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result.stderr) == (
+        f"ERROR emocam: source.realtime: 'yes' (a string) must be true or false (in {path})"
+    )
+    assert result.stdout == ""
+
+
+def test_cli_finds_a_relative_model_beside_its_config_from_any_working_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    (folder / "models").mkdir(parents=True)
+    for suffix in (".tflite", ".json"):
+        (folder / "models" / f"mine{suffix}").write_bytes(BUNDLED_MODEL.with_suffix(suffix).read_bytes())
+    path = folder / "emocam.toml"
+    path.write_text('[model]\npath = "models/mine.tflite"\n')
+    result = emocam("check-config", "--config", str(path))  # run from the repository root
+    assert result.returncode == 0, result.stderr
+    assert f"config OK; model {folder / 'models' / 'mine.tflite'} v" in result.stderr
+    assert tomllib.loads(result.stdout)["model"]["path"] == str(folder / "models" / "mine.tflite")
+    # A missing one is exit 3, naming where it was looked for.
+    path.write_text('[model]\npath = "models/other.tflite"\n')
+    result = emocam("check-config", "--config", str(path))
+    assert result.returncode == 3, result.stderr
+    assert one_error_line(result.stderr).startswith(
+        f"ERROR emocam: model file {folder / 'models' / 'other.tflite'} does not exist; "
+    )
 
 
 def test_cli_version() -> None:
