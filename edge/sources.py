@@ -36,6 +36,7 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 FRAME_TIMEOUT = 5.0  # a live source silent this long is treated as failed and reopened
 _V4L2_PATH = re.compile(r"^/dev/video(\d+)$")
 _V4L2_NODE = re.compile(r"^video(\d+)$")
+_NAMED = 3  # undecodable images named in a folder's warning; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +422,12 @@ class VideoFileSource(_FileSource):
 
 
 class ImageFolderSource(_FileSource):
-    """The images of a folder in name order, as frames ``1/fps`` s apart; unreadable ones skipped."""
+    """The images of a folder in name order, as frames ``1/fps`` s apart; unreadable ones skipped.
+
+    Skipped images are named at DEBUG as they come and summed up in one warning at the end (or at
+    close, when stopped earlier): the first few names and a count. A folder where no image decodes
+    is a SourceError (exit 4), like a folder without images.
+    """
 
     def __init__(self, folder: Path, fps: float, realtime: bool, clock: Clock) -> None:
         super().__init__(realtime, clock)
@@ -430,6 +436,9 @@ class ImageFolderSource(_FileSource):
         self._period = 1 / fps
         self._files: list[Path] = []
         self._position = 0
+        self._undecodable: list[str] = []  # the first few names of those that cannot be decoded
+        self._undecodable_count = 0
+        self._reported = False
 
     def open(self) -> None:
         if not self.folder.is_dir():
@@ -438,6 +447,9 @@ class ImageFolderSource(_FileSource):
         if not self._files:
             raise SourceError(f"image folder {self.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self._position = 0
+        self._undecodable = []
+        self._undecodable_count = 0
+        self._reported = False
         self._start_pacing(self._period)
         log.info("opened %s (%d images)", self.folder, len(self._files))
 
@@ -450,12 +462,39 @@ class ImageFolderSource(_FileSource):
                 continue
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                self._unreadable("image %s cannot be decoded; skipped", path)
+                self._skipped += 1
+                self._undecodable_count += 1
+                if len(self._undecodable) < _NAMED:
+                    self._undecodable.append(path.name)
+                log.debug("image %s cannot be decoded; skipped", path)
                 continue
             return self._deliver(image, ts)
+        if self._index == 0 and self._undecodable_count:
+            self._reported = True
+            raise SourceError(
+                f"image folder {self.folder}: none of its {self._undecodable_count} images can be decoded "
+                f"({self._some_undecodable()}); check that they are whole image files OpenCV reads "
+                "(JPEG, PNG, BMP, WebP, TIFF, PGM/PPM)"
+            )
+        self._report_undecodable()
         return None
 
+    def _report_undecodable(self) -> None:
+        if self._undecodable_count and not self._reported:
+            self._reported = True
+            log.warning(
+                "image folder %s: skipped %d of %d images that cannot be decoded: %s",
+                self.folder, self._undecodable_count, self._position, self._some_undecodable(),
+            )
+
+    def _some_undecodable(self) -> str:
+        """The first few names, then how many more: 'a.jpg, b.jpg, c.jpg and 4 more'."""
+        listed = ", ".join(self._undecodable)
+        more = self._undecodable_count - len(self._undecodable)
+        return f"{listed} and {more} more" if more else listed
+
     def close(self) -> None:
+        self._report_undecodable()
         self._files = []
 
 

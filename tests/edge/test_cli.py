@@ -17,6 +17,7 @@ import pytest
 from emocam.edge.model_info import BUNDLED_MODEL, load_model_info
 from emocam.edge.sources import SAMPLE_CLIP
 from tests.edge.conftest import REPO, assert_exact_event, clean_env, emocam, sample_frames
+from tests.edge.test_config import one_error_line
 
 LABELS = load_model_info(BUNDLED_MODEL).labels
 TIMEOUT = 60
@@ -188,6 +189,20 @@ def test_missing_source_file_exits_4(tmp_path: Path) -> None:
     assert result.returncode == 4
     assert "nope.avi' is not a camera, stream, file or folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_image_folder_where_no_image_decodes_exits_4_naming_them(tmp_path: Path) -> None:
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    for i in range(7):
+        (folder / f"img{i}.jpg").write_text("junk\n")
+    result = emocam("run", "--source", str(folder), "--no-realtime")
+    assert result.returncode == 4, result.stderr
+    assert one_error_line(result.stderr) == (
+        f"ERROR emocam: image folder {folder}: none of its 7 images can be decoded (img0.jpg, img1.jpg, img2.jpg "
+        "and 4 more); check that they are whole image files OpenCV reads (JPEG, PNG, BMP, WebP, TIFF, PGM/PPM)"
+    )
+    assert "WARNING" not in result.stderr and result.stdout == ""
 
 
 @pytest.mark.broker

@@ -92,7 +92,53 @@ def test_image_folder_plays_in_name_order_and_skips_a_corrupt_image(
     # Timestamps follow the file position, so the skipped image leaves a gap instead of a shift.
     assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.1, 0.3, 0.4, 0.5])
     assert source.skipped == 1
-    assert "frame002.jpg cannot be decoded" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"image folder {image_folder}: skipped 1 of 6 images that cannot be decoded: frame002.jpg"]
+
+
+def junk_images(folder: Path, count: int) -> None:
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        (folder / f"bad{i}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+
+
+def test_image_folder_names_the_first_few_skipped_images_and_counts_them_in_one_warning(
+    image_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    junk_images(image_folder, 4)  # bad0..bad3.jpg sort before frame000.jpg
+    with caplog.at_level(logging.WARNING), ImageFolderSource(image_folder, 10, False, FakeClock()) as source:
+        frames = read_all(source)
+    assert len(frames) == 5 and source.skipped == 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"image folder {image_folder}: skipped 5 of 10 images that cannot be decoded: bad0.jpg, bad1.jpg, "
+        "bad2.jpg and 2 more"
+    ]
+
+
+def test_image_folder_stopped_early_still_reports_what_it_skipped(
+    image_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    junk_images(image_folder, 2)
+    with caplog.at_level(logging.WARNING), ImageFolderSource(image_folder, 10, False, FakeClock()) as source:
+        assert source.read() is not None  # bad0, bad1 skipped, then frame000
+    assert [r.getMessage() for r in caplog.records] == [
+        f"image folder {image_folder}: skipped 2 of 3 images that cannot be decoded: bad0.jpg, bad1.jpg"
+    ]
+
+
+def test_image_folder_where_no_image_decodes_is_a_source_error_naming_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "junk"
+    junk_images(folder, 7)
+    with caplog.at_level(logging.WARNING), ImageFolderSource(folder, 10, False, FakeClock()) as source:
+        with pytest.raises(SourceError) as caught:
+            source.read()
+    assert str(caught.value).startswith(
+        f"image folder {folder}: none of its 7 images can be decoded (bad0.jpg, bad1.jpg, bad2.jpg and 4 more); "
+    )
+    assert caplog.records == []  # the error says it all: no warning besides it
 
 
 def test_image_folder_without_images_is_a_source_error(tmp_path: Path) -> None:
