@@ -5,9 +5,10 @@
     emocam listen [--config FILE] [--broker URL] [--device ID ...] [--json] [--summary SECONDS] [--share GROUP]
     emocam remove-discovery [--config FILE] [--broker URL] [--device-id ID]
 
-Exit codes: 0 clean stop (also SIGTERM, SIGINT, end of a file), 2 bad config, 3 missing or corrupt
-model, 4 source, 5 detector, 6 publisher (see edge/errors.py). Start-up order matters: the model
-is loaded and checked before the camera is opened, and the publisher never waits for the broker.
+Exit codes: 0 clean stop (also SIGTERM, SIGINT, end of a file, the reader of stdout gone), 2 bad
+config, 3 missing or corrupt model, 4 source, 5 detector, 6 publisher (see edge/errors.py).
+Start-up order matters: the model is loaded and checked before the camera is opened, and the
+publisher never waits for the broker.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 from emocam import __version__
 from emocam.edge.config import ENV_OVERRIDES, Config, load_config, to_json, to_toml
 from emocam.edge.errors import ConfigError, EmocamError
-from emocam.edge.publishers import MqttSettings
+from emocam.edge.publishers import MqttSettings, Payload, Publisher, StdoutPublisher
 
 log = logging.getLogger("emocam")
 
@@ -122,7 +124,11 @@ def _check_config(args: argparse.Namespace) -> int:
     # What `run` loads: the sidecar, the sha256, and a TFLite file the runtime can parse and that
     # matches its sidecar (exit 3 otherwise), so the installer's check catches a broken model.
     info = EmotionClassifier(config.model.resolved_path, num_threads=config.model.num_threads).info
-    sys.stdout.write(to_json(config) + "\n" if args.json else to_toml(config))
+    try:
+        sys.stdout.write(to_json(config) + "\n" if args.json else to_toml(config))
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could no longer be handled
+    except BrokenPipeError:
+        _discard_stdout()  # `check-config | head -n 3`: the reader had what it wanted
     log.info("config OK; model %s v%s (%s)", config.model.resolved_path, info.version, ", ".join(info.labels))
     return 0
 
@@ -162,6 +168,62 @@ def _remove_discovery(args: argparse.Namespace) -> int:
         "Home Assistant entities of %s removed; set [mqtt] ha_discovery = false to keep them away", settings.device_id
     )
     return 0
+
+
+def _discard_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, as Python's docs advise after a BrokenPipeError: what
+    is still buffered, and the flush at exit, then go nowhere instead of failing again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test capturing stdout): nothing to redirect
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class _UntilStdoutCloses:
+    """The stdout publisher of `run`, ending the run once the reader of the pipe has gone.
+
+    `emocam run | head -n 1`: after head has its line, the next write fails with BrokenPipeError.
+    The reader chose to stop, so this is a clean stop like the end of a file: the daemon stops,
+    flushes, and exits 0 (what `yes | head` consumers expect; 141, death by SIGPIPE, would fail a
+    `set -o pipefail` script over a normal pipeline). Nothing more is written after that.
+    """
+
+    def __init__(self, publisher: Publisher, on_closed: Callable[[], None]) -> None:
+        self._publisher = publisher
+        self._on_closed = on_closed
+        self._closed = False
+
+    def _guard(self, call: Callable[[], None]) -> None:
+        if self._closed:
+            return
+        try:
+            call()
+        except BrokenPipeError:
+            self._closed = True
+            self._on_closed()
+
+    def start(self) -> None:
+        self._guard(self._publisher.start)
+
+    def publish_event(self, payload: Payload) -> None:
+        self._guard(lambda: self._publisher.publish_event(payload))
+
+    def publish_state(self, payload: Payload) -> None:
+        self._guard(lambda: self._publisher.publish_state(payload))
+
+    def publish_stats(self, payload: Payload) -> None:
+        self._guard(lambda: self._publisher.publish_stats(payload))
+
+    def close(self, reason: str = "stopped") -> None:
+        if self._closed:
+            log.info("publisher closed (%s; standard output was closed by its reader)", reason)
+            return
+        self._guard(lambda: self._publisher.close(reason))
 
 
 class _Signals:
@@ -207,6 +269,14 @@ def _run(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(config)  # the model is checked before any camera is touched
     info = pipeline.classifier.info
     publisher = build_publisher(config, pipeline.classifier.labels, info.version)
+    if isinstance(publisher, StdoutPublisher):
+
+        def stdout_closed() -> None:
+            log.info("standard output was closed by its reader; stopping")
+            _discard_stdout()
+            signals.daemon.request_stop("standard output closed")
+
+        publisher = _UntilStdoutCloses(publisher, stdout_closed)
     clock = SystemClock()
     source = make_source(config.source, clock)
     with SystemdNotifier.from_env(os.environ) as notifier:

@@ -205,6 +205,87 @@ def test_image_folder_where_no_image_decodes_exits_4_naming_them(tmp_path: Path)
     assert "WARNING" not in result.stderr and result.stdout == ""
 
 
+def run_with_stdout_closed(*args: str) -> tuple[int, str]:
+    """``emocam ARGS`` whose reader closes the pipe before it writes anything: (exit code, stderr)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean_env(), cwd=REPO,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # long before the model is loaded: every write of it meets a closed pipe
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    return process.returncode, stderr
+
+
+def test_a_reader_closing_stdout_stops_the_run_at_once_with_exit_0() -> None:
+    code, stderr = run_with_stdout_closed("run", "--source", str(SAMPLE_CLIP), "--no-realtime")
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert [line for line in stderr.splitlines() if not line.startswith("INFO")] == [], stderr
+    assert "INFO emocam: standard output was closed by its reader; stopping" in stderr
+    # The first event met the closed pipe in the middle of the clip: the loop stopped there.
+    assert "stopping (standard output closed) after" in stderr and "end of video file" not in stderr
+
+
+def test_run_piped_into_head_prints_one_event_and_exits_0() -> None:
+    # In realtime the "left" event comes seconds after head has left with the "appeared" line, so
+    # the write that meets the closed pipe is certain (as fast as possible, it is only likely).
+    command = f'"{sys.executable}" -m edge run --source "{SAMPLE_CLIP}" | head -n 1; exit "${{PIPESTATUS[0]}}"'
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO,
+                            env=clean_env())
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == ["appeared"]
+    assert "Traceback" not in result.stderr
+    assert "standard output was closed by its reader" in result.stderr
+
+
+def test_check_config_into_a_closed_pipe_exits_0_without_a_traceback() -> None:
+    code, stderr = run_with_stdout_closed("check-config")
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert "config OK; model" in stderr
+
+
+class BrokenPipePublisher:
+    """A stdout publisher whose reader has gone: every write fails."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def publish_event(self, payload: dict[str, Any]) -> None:
+        self.calls.append("event")
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def publish_state(self, payload: dict[str, Any]) -> None:
+        self.calls.append("state")
+
+    def publish_stats(self, payload: dict[str, Any]) -> None:
+        self.calls.append("stats")
+
+    def close(self, reason: str = "stopped") -> None:
+        self.calls.append("close")
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_the_stdout_guard_reports_the_closed_pipe_once_and_writes_nothing_more() -> None:
+    from emocam.edge.cli import _UntilStdoutCloses
+
+    inner = BrokenPipePublisher()
+    closed: list[bool] = []
+    publisher = _UntilStdoutCloses(inner, lambda: closed.append(True))
+    publisher.start()
+    publisher.publish_state({})
+    publisher.publish_event({"n": 1})  # meets the closed pipe
+    publisher.publish_event({"n": 2})
+    publisher.publish_stats({})
+    publisher.close()
+    assert closed == [True]
+    assert inner.calls == ["start", "state", "event"]
+
+
 @pytest.mark.broker
 def test_the_whole_pipeline_never_imports_tensorflow_or_keras(mqtt_broker: Any, unique_id: str, tmp_path: Path) -> None:
     config = broker_config(tmp_path / "emocam.toml", mqtt_broker)
