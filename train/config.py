@@ -10,6 +10,8 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
+from emocam.edge.errors import EmocamError
+
 
 def knob(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
@@ -122,8 +124,10 @@ def from_arguments(args: argparse.Namespace, base: TrainConfig | None = None) ->
     return TrainConfig(**values)
 
 
-class ConfigError(ValueError):
+class TrainConfigError(EmocamError, ValueError):
     """A training knob has a value it cannot take; the message names the flag and what is allowed."""
+
+    exit_code = 2
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -198,5 +202,5 @@ def problems(cfg: TrainConfig) -> list[str]:
 def validate(cfg: TrainConfig) -> TrainConfig:
     found = problems(cfg)
     if found:
-        raise ConfigError("; ".join(found))
+        raise TrainConfigError("; ".join(found))
     return cfg

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from emocam.edge.errors import EmocamError
 from emocam.edge.preprocess import Preprocessing, prepare_face
 
 if TYPE_CHECKING:
@@ -54,8 +55,10 @@ EXPECTED_LAYOUT = (
 CACHE_VERSION = 1
 
 
-class DataError(Exception):
+class DataError(EmocamError):
     """The dataset is missing, malformed or not what the loader can read. The message says why."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from emocam.edge.errors import EmocamError
 from emocam.train import run
 from emocam.train.calibration import Reliability, reliability, write_reliability_png
 from emocam.train.config import TrainConfig
-from emocam.train.data import CLASS_SCHEMES, VAL_GROUPINGS, DataError, Dataset, jpeg_reencoded, load_dataset
+from emocam.train.data import CLASS_SCHEMES, VAL_GROUPINGS, Dataset, jpeg_reencoded, load_dataset
 from emocam.train.metrics import Report, classification_report, format_report, write_confusion_png
 from emocam.train.predictors import (
     DEFAULT_BATCH_SIZE,
@@ -207,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return _run(args, sys.stdout, sys.stderr)
-    except (EvaluationError, DataError, OSError) as exc:  # OSError: the PNG could not be written
+    except EmocamError as exc:  # the model, the data, the run directory: each has its exit code
+        print(f"emocam-train evaluate: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # the PNG could not be written
         print(f"emocam-train evaluate: {exc}", file=sys.stderr)
         return 2
 

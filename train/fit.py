@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from emocam.edge.errors import EmocamError
 from emocam.edge.preprocess import Preprocessing
 from emocam.train import run
 from emocam.train.augment import augmented_batches
-from emocam.train.config import ConfigError, TrainConfig, add_arguments, from_arguments, validate
+from emocam.train.config import TrainConfig, TrainConfigError, add_arguments, from_arguments, validate
 from emocam.train.data import DataError, Dataset, jpeg_reencoded, training_split
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def class_weights(labels: np.ndarray, classes: int, mode: str) -> dict[int, floa
     if mode == "sqrt":
         raw = np.sqrt(raw)
     elif mode != "balanced":
-        raise ValueError(f"class_weighting={mode!r}; expected none, sqrt or balanced")
+        raise TrainConfigError(f"--class-weighting {mode!r}; expected none, sqrt or balanced")
     raw = raw / np.average(raw, weights=counts)  # keep the mean loss scale unchanged
     return {i: float(w) for i, w in enumerate(raw)}
 
@@ -239,7 +240,7 @@ def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
     elif cfg.augment_in == "data":
         trainer = net
     else:
-        raise ValueError(f"augment_in={cfg.augment_in!r}; expected data or model")
+        raise TrainConfigError(f"--augment-in {cfg.augment_in!r}; expected data or model")
     if cfg.schedule == "cosine":
         warmup = cfg.warmup_epochs * steps_per_epoch
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -252,7 +253,7 @@ def compile_trainer(cfg: TrainConfig, net, size: int, steps_per_epoch: int):
     elif cfg.schedule == "plateau":
         schedule = cfg.learning_rate  # lowered by ReduceLROnPlateau in fit()
     else:
-        raise ValueError(f"schedule={cfg.schedule!r}; expected cosine or plateau")
+        raise TrainConfigError(f"--schedule {cfg.schedule!r}; expected cosine or plateau")
     optimizer = WarmEmaSGD(
         schedule, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay,
         use_ema=cfg.ema > 0, ema_momentum=cfg.ema or 0.99,
@@ -273,7 +274,7 @@ def load_initial_weights(net, source: Path) -> None:
     """
     path = source / run.BEST_MODEL if source.is_dir() else source
     if not path.is_file():
-        raise ValueError(
+        raise TrainConfigError(
             f"--init-from {source}: no such file; give a run directory holding best.keras, or a .keras file"
         )
     try:
@@ -287,7 +288,7 @@ def load_initial_weights(net, source: Path) -> None:
         if skipped:
             raise ValueError(str(skipped[0].message))
     except ValueError as exc:  # Keras raises ValueError on any layer or shape mismatch
-        raise ValueError(
+        raise TrainConfigError(
             f"--init-from {path}: its weights do not fit --architecture {net.name} with {net.output_shape[-1]} classes "
             f"({exc}); use the architecture and --classes it was trained with"
         ) from exc
@@ -330,10 +331,12 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
 
     validate(cfg)
     if cfg.architecture not in ARCHITECTURES:
-        raise ConfigError(f"--architecture {cfg.architecture!r} is unknown; choose one of {', '.join(ARCHITECTURES)}")
+        raise TrainConfigError(
+            f"--architecture {cfg.architecture!r} is unknown; choose one of {', '.join(ARCHITECTURES)}"
+        )
     if cfg.crop and not has_pooling_head(cfg.architecture):
         pooled = [name for name in ARCHITECTURES if has_pooling_head(name)]
-        raise ConfigError(f"--crop {cfg.crop} needs an architecture with a pooling head ({', '.join(pooled)}); "
+        raise TrainConfigError(f"--crop {cfg.crop} needs an architecture with a pooling head ({', '.join(pooled)}); "
                           f"{cfg.architecture} takes whole faces only")
     run_dir = Path(cfg.out)
     check_run_directory(run_dir, resume, overwrite)
@@ -492,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
         fit(cfg, resume=args.resume, max_minutes=args.max_minutes, verbose=verbose, overwrite=args.overwrite,
             stop_at_epoch=args.stop_at_epoch)
-    except (DataError, ValueError) as exc:
+    except EmocamError as exc:  # data, knobs, the run directory, divergence: each has its exit code
         print(f"emocam-train fit: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     return 0

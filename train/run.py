@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emocam.edge.errors import EmocamError
+
 BEST_MODEL = "best.keras"
 LAST_CHECKPOINT = "last.keras"
 STATE = "state.json"
@@ -30,8 +32,10 @@ METRICS = "metrics.json"
 MARKERS = (STATE, BEST_MODEL, LAST_CHECKPOINT)
 
 
-class RunError(ValueError):
+class RunError(EmocamError, ValueError):
     """A run directory's file is missing or unreadable; the message names it."""
+
+    exit_code = 2
 
 
 def run_directory_of(model_path: Path) -> Path | None:

@@ -17,7 +17,7 @@ from emocam.train.calibration import (
     tempered,
     write_reliability_png,
 )
-from emocam.train.config import ConfigError, TrainConfig, problems, validate
+from emocam.train.config import TrainConfig, TrainConfigError, problems, validate
 from emocam.train.data import Dataset, duplicate_groups, jpeg_reencoded, split_validation
 
 OFF = dict(flip=False, rotation_deg=0, shear=0, zoom=0, shift=0, brightness=0, contrast=0, erasing=0, jpeg=0)
@@ -103,7 +103,7 @@ def test_random_jpeg_and_crop_augmentation() -> None:
 def test_bad_knobs_are_named_before_anything_runs(change: dict, flag: str) -> None:
     cfg = TrainConfig(**change)
     assert any(flag in line for line in problems(cfg)), problems(cfg)
-    with pytest.raises(ConfigError, match=flag.split()[0]):
+    with pytest.raises(TrainConfigError, match=flag.split()[0]):
         validate(cfg)
 
 
