@@ -40,6 +40,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from emocam.edge.broker_outage import BrokerOutage
 from emocam.edge.errors import ConfigError
 from emocam.edge.event_gaps import Gap, SequenceGaps
 from emocam.edge.log_limit import LogLimiter
@@ -153,9 +154,11 @@ class Listener:
         self._gap_log = LogLimiter(log, interval=10.0)
         self._broker_dropped: int | None = None  # the broker's $SYS count when we first saw it
         self._broker_dropped_reported = 0
+        self._outage = BrokerOutage(log, settings.broker, "retrying until it is back")  # one warning per outage
         client_id = f"emocam-listen-{uuid.uuid4().hex[:8]}"  # never one of a daemon's ids
         self._client = make_client(settings, client_id)
         self._client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
+        self._client.on_pre_connect = lambda client, userdata: self._outage.attempt()
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
@@ -166,7 +169,6 @@ class Listener:
         self._network = threading.Thread(target=self._client.loop_forever, kwargs={"retry_first_connection": True},
                                          name="emocam-listen-mqtt", daemon=True)
         self._connects = 0
-        self._reported_unreachable = False  # one warning per outage, not one per back-off step
 
     def run(self) -> int:
         broker = self.settings.broker
@@ -339,11 +341,10 @@ class Listener:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
-            broker = self.settings.broker
-            log.warning("broker %s:%d refused the connection: %s", broker.host, broker.port, reason)
+            self._outage.refused(reason)
             return
         self._connects += 1
-        self._reported_unreachable = False
+        self._outage.connected()
         log.info("%s MQTT broker %s:%d", "connected to" if self._connects == 1 else "reconnected to",
                  self.settings.broker.host, self.settings.broker.port)
         if getattr(flags, "session_present", False):
@@ -364,11 +365,9 @@ class Listener:
         log.info("subscribed to %s", ", ".join(t for t in granted if t != DROPPED_TOPIC) or "nothing")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        report = log.debug if self._reported_unreachable else log.warning
-        broker = self.settings.broker
-        report("MQTT broker %s:%d unreachable; retrying until it is back", broker.host, broker.port)
-        self._reported_unreachable = True
+        # paho 2 calls this from inside its ``except OSError`` around the connection attempt.
+        self._outage.socket_failed(sys.exception())
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        if not self.stop.is_set():
+        if self._outage.disconnected(reason) and not self.stop.is_set():
             log.warning("lost the MQTT broker (%s); reconnecting", reason)

@@ -10,12 +10,16 @@ first. So while disconnected, events wait in a bounded deque here (oldest droppe
 state and stats keep only their newest message, since an old one is worth nothing. On every
 (re)connect the network thread publishes ``online`` and the discovery configs, then drains the
 queue in order. The frame loop takes the lock only for a deque append or one paho publish call.
+
+Why a connection attempt failed (refused, unknown host, TLS against a plain port, not an MQTT
+server, bad credentials) is logged once per outage by ``emocam.edge.broker_outage``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -26,6 +30,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
+from emocam.edge.broker_outage import BrokerOutage
 from emocam.edge.ha_discovery import discovery_configs
 from emocam.edge.log_limit import LogLimiter
 from emocam.edge.mqtt_client import make_client
@@ -89,7 +94,7 @@ class MqttPublisher:
         self._dropped = 0
         self._connects = 0
         self._drop_log = LogLimiter(log, interval=30.0)
-        self._fail_log = LogLimiter(log, interval=60.0)
+        self._outage = BrokerOutage(log, self._broker)
         self._client = self._build_client()
 
     def _build_client(self) -> mqtt.Client:
@@ -101,6 +106,7 @@ class MqttPublisher:
         # too (a broker that stops acking must not grow memory), with room for a full drain plus the
         # availability, discovery, state and stats messages of a connect.
         client.max_queued_messages_set(s.max_queued + _CONTROL_MESSAGES)
+        client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -250,12 +256,15 @@ class MqttPublisher:
 
     # ---- paho callbacks (network thread) ----
 
+    def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        self._outage.attempt()
+
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
             # A refusal is not a connection (bad credentials, not authorized): stay offline.
-            self._fail_log.warning(time.monotonic(), "broker %s:%d refused the connection: %s",
-                                   self._broker.host, self._broker.port, reason)
+            self._outage.refused(reason)
             return
+        self._outage.connected()
         with self._counts:
             self._connects += 1
             first = self._connects == 1
@@ -270,16 +279,16 @@ class MqttPublisher:
         self._drain()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._fail_log.warning(time.monotonic(), "MQTT broker %s:%d unreachable; retrying with backoff",
-                               self._broker.host, self._broker.port)
+        # paho 2 calls this from inside its ``except OSError`` around the connection attempt.
+        self._outage.socket_failed(sys.exception())
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         # No lock here: paho may call this while holding its own locks that a publisher holding
         # ours waits for. A plain assignment is atomic; a racing publish gets NO_CONN and queues.
         self._connected = False
-        if not self._closed:
-            log.warning("lost the MQTT broker (%s); queueing up to %d events while reconnecting",
-                        reason, self.settings.max_queued)
+        if self._outage.disconnected(reason) and not self._closed:
+            log.warning("lost the MQTT broker %s (%s); queueing up to %d events while reconnecting",
+                        self._outage.name, reason, self.settings.max_queued)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         if reason.is_failure:

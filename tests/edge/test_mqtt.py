@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,12 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from emocam.edge.broker_outage import BrokerOutage, describe_socket_error
 from emocam.edge.errors import PublishError
 from emocam.edge.events import event_payload, state_payload
 from emocam.edge.faces import Face
 from emocam.edge.ha_discovery import discovery_configs, discovery_topics, remove_discovery
 from emocam.edge.mqtt_publisher import MqttPublisher
-from emocam.edge.publishers import MqttSettings, StdoutPublisher, parse_broker_url
+from emocam.edge.publishers import BrokerAddress, MqttSettings, StdoutPublisher, parse_broker_url
 from emocam.edge.tracking import FaceTracker, TrackerSettings
 from tests.edge.conftest import Broker, Subscriber, assert_exact_event, free_port, wait_until
 
@@ -115,7 +117,84 @@ class LinkProxy:
         self.cut()
 
 
+class NotABroker:
+    """A TCP server that is no MQTT broker: it answers like a web server and hangs up."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"mqtt://127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(1024)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()
+
+
+OUTAGE = "cannot connect to MQTT broker"
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == level and r.name == "emocam.edge.mqtt_publisher" and OUTAGE in r.getMessage()]
+
+
 # ---- without a broker ----
+
+
+def test_connection_errors_are_named_in_a_few_words() -> None:
+    plain, tls = BrokerAddress("broker.lan", 1883, False), BrokerAddress("broker.lan", 1883, True)
+    assert describe_socket_error(ConnectionRefusedError(111, "Connection refused"), plain) == "connection refused"
+    assert describe_socket_error(socket.gaierror(socket.EAI_NONAME, "Name or service not known"), plain) == (
+        "unknown host")
+    assert describe_socket_error(socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+                                 plain) == "host name lookup failed (Temporary failure in name resolution)"
+    assert describe_socket_error(TimeoutError("timed out"), plain) == "timed out"
+    assert describe_socket_error(OSError(113, "No route to host"), plain) == "no route to host"
+    # A plain listener reached over TLS hangs up on the ClientHello; over plain TCP a reset is just that.
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    hung_up = "TLS handshake failed (the server hung up; is port 1883 a TLS listener?)"
+    assert describe_socket_error(reset, tls) == hung_up
+    assert describe_socket_error(reset, plain) == "connection reset by peer"
+    wrong = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    assert describe_socket_error(wrong, tls).startswith("TLS handshake failed (")
+
+
+def test_an_outage_is_reported_once_at_warning_then_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="test.outage")
+    outage = BrokerOutage(logging.getLogger("test.outage"), BrokerAddress("broker.lan", 1883, False))
+    for _ in range(3):
+        outage.attempt()
+        outage.socket_failed(ConnectionRefusedError(111, "Connection refused"))
+    outage.attempt()
+    outage.refused("Not authorized")  # the broker is back but says no: news, so a warning again
+    outage.disconnected("Unspecified error")  # paho's hang-up after the refusal: not another reason
+    outage.attempt()
+    outage.refused("Not authorized")
+    outage.connected()
+    assert outage.reason is None and outage.disconnected("Unspecified error")  # a loss: the caller says so
+    outage.attempt()
+    outage.disconnected("Unspecified error")  # TCP accepted, no CONNACK: not an MQTT broker
+    levels = [(r.levelname, r.getMessage()) for r in caplog.records]
+    refused = "cannot connect to MQTT broker broker.lan:1883: connection refused; retrying with back-off"
+    not_authorized = ("cannot connect to MQTT broker broker.lan:1883: the broker refused the connection "
+                      "(Not authorized); retrying with back-off")
+    assert levels[:5] == [("WARNING", refused), ("DEBUG", refused), ("DEBUG", refused),
+                          ("WARNING", not_authorized), ("DEBUG", not_authorized)]
+    assert levels[5] == ("WARNING", "cannot connect to MQTT broker broker.lan:1883: the server hung up without an MQTT "
+                         "answer (is it an MQTT broker? a TLS port needs mqtts://); retrying with back-off")
+    assert len(levels) == 6
 
 
 def test_broker_url_parsing() -> None:
@@ -222,7 +301,8 @@ def test_availability_online_then_stopped_is_retained(
     publisher = make_publisher(mqtt_broker, protocol=protocol)
     topic = publisher.settings.topic("availability")
     publisher.start()
-    wait_until(lambda: publisher.stats().connected, what="connect")
+    # Acknowledged (acks come in order; ``online`` goes first), so the new subscriber gets it retained.
+    wait_until(lambda: publisher.stats().published >= 1, what="connect")
     online = subscribe(mqtt_broker, [topic]).get()
     assert (online.text, online.retain) == ("online", True)
     publisher.close()
@@ -353,6 +433,48 @@ def test_refused_connection_is_not_connected(
     wait_until(lambda: "refused the connection" in caplog.text, what="the refusal")
     stats = publisher.stats()
     assert (stats.connected, stats.queued, stats.published) == (False, 1, 0)
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize(("case", "reason"), [
+    ("nothing listens", "connection refused"),
+    ("unknown host", "unknown host"),
+    ("TLS against a plain port", "TLS handshake failed"),
+    ("not an MQTT server", "the server hung up without an MQTT answer"),
+    ("bad credentials", "the broker refused the connection (Not authorized)"),
+])
+def test_why_the_broker_cannot_be_reached_is_logged_once_per_outage(
+    case: str, reason: str, request: pytest.FixtureRequest, make_publisher: PublisherFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="emocam.edge.mqtt_publisher")
+    password = None
+    if case == "nothing listens":
+        url = f"mqtt://127.0.0.1:{free_port()}"
+    elif case == "unknown host":
+        url = "mqtt://emocam-test.invalid"  # .invalid never resolves (RFC 2606)
+    elif case == "TLS against a plain port":
+        broker = request.getfixturevalue("mqtt_broker")
+        url = f"mqtts://{broker.host}:{broker.port}"
+    elif case == "not an MQTT server":
+        server = NotABroker()
+        request.addfinalizer(server.close)
+        url = server.url
+    else:
+        broker = request.getfixturevalue("refusing_broker")
+        url, password = broker.url.replace("mqtt://", "mqtt://emocam@"), SECRET
+    publisher = make_publisher(url, password=password)
+    publisher.start()
+    publisher.publish_event(event(1))
+    # paho retries after 1 s, then 2 s: the second attempt of the outage is logged at DEBUG only.
+    wait_until(lambda: outage_lines(caplog, logging.DEBUG), timeout=20, what="a second failed attempt")
+    (warning,) = outage_lines(caplog, logging.WARNING)
+    host = url.split("//")[1].split("@")[-1]
+    assert warning.startswith(f"{OUTAGE} {host if ':' in host else host + ':1883'}: ") and reason in warning, warning
+    assert warning.endswith("; retrying with back-off")
+    assert outage_lines(caplog, logging.DEBUG)[0] == warning  # the same line, quieter
+    assert publisher.stats().connected is False and publisher.stats().queued == 1
+    assert SECRET not in caplog.text
 
 
 @pytest.mark.broker
