@@ -215,7 +215,7 @@ class Daemon:
         events = self._tracker.update(
             frame.timestamp, faces, scores, (image.shape[1], image.shape[0]), wall_time=self._wall()
         )
-        self._publish(events)
+        self._publish(events, frame.timestamp)
         t4 = time.perf_counter()
         self._frames += 1
         self._timer.add("detect", t1 - t0)
@@ -224,15 +224,21 @@ class Daemon:
             self._timer.add("classify", t3 - t2)
         self._timer.add("publish", t4 - t3)
 
-    def _publish(self, events: list[EmotionEvent]) -> None:
+    def _publish(self, events: list[EmotionEvent], media_time: float) -> None:
+        """Publish ``events`` of the frame at ``media_time`` (the source's timestamp), then the state."""
         if not events:
             return
         device = self._pipeline.config.device_id
         version = self._pipeline.classifier.info.version
+        # A file's timestamps are its own media time, from 0: where in the file the event happened
+        # (a container may start a hair below 0). A camera's are monotonic capture times, which mean
+        # nothing to a consumer.
+        media_s = None if self._source.live else max(0.0, media_time)
         for event in events:
             log.debug("event %s face %d %s %.2f", event.type, event.face, event.emotion, event.confidence)
             self._events_sent += 1  # numbers every event since start, so consumers can count gaps
-            self._publisher.publish_event(event_payload(event, device, version, seq=self._events_sent))
+            payload = event_payload(event, device, version, seq=self._events_sent, media_s=media_s)
+            self._publisher.publish_event(payload)
         # The tracker's state changes exactly when it emits events.
         self._publisher.publish_state(state_payload(self._tracker.tracks, device, version, self._wall()))
 
@@ -289,7 +295,7 @@ class Daemon:
             )
         if pipeline.classifier.labels != old.classifier.labels or config.tracker != old.config.tracker:
             # Different labels or rules: the tracks are ended and start again under the new ones.
-            self._publish(self._tracker.flush(self._media_time, wall_time=self._wall()))
+            self._publish(self._tracker.flush(self._media_time, wall_time=self._wall()), self._media_time)
             self._tracker = FaceTracker(config.tracker, pipeline.classifier.labels)
         if config.log_level != old.config.log_level:
             logging.getLogger().setLevel(config.log_level.upper())
@@ -341,7 +347,7 @@ class Daemon:
             self._source_open = False
         clean = self._stop_reason is not None
         try:
-            self._publish(self._tracker.flush(self._media_time, wall_time=self._wall()))
+            self._publish(self._tracker.flush(self._media_time, wall_time=self._wall()), self._media_time)
             self._publish_stats(self._clock.monotonic())
         finally:
             # "stopped" says we left on purpose; after an error the broker-side meaning is "offline".

@@ -7,6 +7,7 @@ that ``event_payload`` and ``state_payload`` build. Subscribers parse them back 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,11 +90,16 @@ def _scores_dict(scores: Mapping[str, float]) -> dict[str, float]:
     return {label: round(float(value), _ROUNDING) for label, value in scores.items()}
 
 
-def event_payload(event: EmotionEvent, device: str, model_version: str, seq: int | None = None) -> dict[str, Any]:
+def event_payload(
+    event: EmotionEvent, device: str, model_version: str, seq: int | None = None, media_s: float | None = None
+) -> dict[str, Any]:
     """The JSON object published on ``<prefix>/<device>/events`` for one event.
 
     ``seq`` numbers the device's events 1, 2, 3... since it started (the daemon counts them), so
-    a consumer can tell a lost event (a gap) from a repeated one; None leaves it out.
+    a consumer can tell a lost event (a gap) from a repeated one; None leaves it out. ``media_s``
+    is where in a video file or image folder the event happened: seconds since its start, from
+    the file's own frame timestamps (``ts`` is when emocam processed it, which with
+    ``--no-realtime`` is not the same); None, for a camera, leaves it out.
     """
     payload: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -113,6 +119,11 @@ def event_payload(event: EmotionEvent, device: str, model_version: str, seq: int
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
             raise ValueError(f"seq={seq!r} must be an integer >= 1")
         payload["seq"] = seq
+    if media_s is not None:
+        if isinstance(media_s, bool) or not isinstance(media_s, (int, float)) or not (
+                math.isfinite(media_s) and media_s >= 0):
+            raise ValueError(f"media_s={media_s!r} must be a number of seconds >= 0")
+        payload["media_s"] = round(float(media_s), 3)  # milliseconds, like ts
     return payload
 
 
@@ -174,5 +185,6 @@ EVENT_SCHEMA: dict[str, Any] = {
         "model": {"type": "string"},
         "previous": {"type": "string", "minLength": 1},
         "seq": {"type": "integer", "minimum": 1},
+        "media_s": {"type": "number", "minimum": 0},
     },
 }

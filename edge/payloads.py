@@ -75,6 +75,7 @@ class Event:
     schema: int = SCHEMA_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
     seq: int | None = None  # the device's event number since it started; None from older emocams
+    media_s: float | None = None  # seconds into the video file or image folder; None from a camera or older emocams
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +363,7 @@ def _box(name: str, value: Any, problems: list[str]) -> Box | None:
 
 # Sets, because every field of every message is looked up in them (what is not there goes to extra).
 _EVENT_FIELDS = frozenset(("schema", "type", "ts", "device", "face", "emotion", "confidence", "scores", "box", "model",
-                           "previous", "seq"))
+                           "previous", "seq", "media_s"))
 _STATE_FIELDS = frozenset(("schema", "ts", "device", "model", "count", "emotion", "confidence", "scores", "faces"))
 _FACE_FIELDS = frozenset(("face", "emotion", "confidence", "box", "scores"))
 _STATS_FIELDS = frozenset(("schema", "ts", "device", "model", "uptime_s", "fps", "faces", "frames", "dropped_frames",
@@ -384,6 +385,9 @@ def parse_event(data: Any, labels: Sequence[str] | None = None) -> Event:
     scores, box = c.scores("scores"), c.box()
     previous = c.text("previous", required=kind == "changed")
     seq = c.integer("seq", minimum=1, required=False)  # absent from emocam versions before it was sent
+    media_s = c.number("media_s", required=False)  # only from files, and from emocam versions that send it
+    if media_s is not None and media_s < 0:
+        c.fail(f"media_s={media_s!r} must be a number of seconds >= 0")
     if scores is not None:
         if labels is not None and list(scores) != list(labels):
             c.fail(f"scores has labels {list(scores)}, expected {list(labels)} in that order")
@@ -397,7 +401,7 @@ def parse_event(data: Any, labels: Sequence[str] | None = None) -> Event:
         c.fail(f"previous is only allowed for 'changed' events, not {kind!r}")
     c.raise_if_any()
     return Event(kind, ts, device, face, emotion, confidence, scores, box, model, previous, schema, c.extra,  # type: ignore[arg-type]
-                 seq)
+                 seq, media_s)
 
 
 def parse_state(data: Any) -> State:

@@ -193,6 +193,27 @@ def test_sample_clip_gives_valid_appeared_then_left_events(pipeline: Pipeline) -
     assert publisher.closed == "stopped"
 
 
+def test_events_from_a_file_say_where_in_it_they_happened(pipeline: Pipeline, face_image: np.ndarray,
+                                                          empty_image: np.ndarray) -> None:
+    # As fast as possible, every event has the same wall-clock ts; media_s places it in the clip.
+    clock = FakeClock()
+    daemon, publisher = make_daemon(pipeline, VideoFileSource(SAMPLE_CLIP, realtime=False, clock=clock), clock=clock)
+    assert daemon.run() == 0
+    appeared, left = publisher.events
+    assert appeared["ts"] == left["ts"]
+    # The clip runs at 5 fps, the face is in frames 2..15 (0.4 s .. 3.0 s); FAST_TRACKER holds 0.2 s
+    # before a face appears and lets it go 0.3 s after it was last seen.
+    assert (appeared["media_s"], left["media_s"]) == (0.6, 3.4)
+    # A camera's timestamps are monotonic capture times: no media_s.
+    camera = ScriptedSource()
+    camera.add(empty_image, camera.add(face_image, 500.0, 5), 5)
+    camera.items.put(END)
+    daemon, publisher = make_daemon(pipeline, camera)
+    assert daemon.run() == 0
+    assert [e["type"] for e in publisher.events] == ["appeared", "left"]
+    assert not any("media_s" in e for e in publisher.events)
+
+
 @pytest.mark.skipif(PLACEHOLDER, reason="the bundled model is the untrained placeholder; needs the trained one")
 def test_the_smiling_astronaut_reads_as_happy(pipeline: Pipeline) -> None:
     clock = FakeClock()

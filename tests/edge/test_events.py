@@ -78,18 +78,34 @@ def test_seq_numbers_events_when_given() -> None:
             event_payload(make_event(), "kitchen", "1.2", seq=bad)  # type: ignore[arg-type]
 
 
+def test_media_s_places_an_event_from_a_file() -> None:
+    payload = event_payload(make_event(), "kitchen", "1.2", seq=3, media_s=754.12349)
+    assert payload["media_s"] == 754.123 and list(payload)[-2:] == ["seq", "media_s"]  # milliseconds, like ts
+    assert assert_exact_event(payload, LABELS).media_s == 754.123
+    assert event_payload(make_event(), "kitchen", "1.2", media_s=0)["media_s"] == 0.0  # the first frame
+    assert "media_s" not in event_payload(make_event(), "kitchen", "1.2")  # a camera: no position
+    for bad in (-0.5, float("nan"), float("inf"), True, "12.5"):
+        with pytest.raises(ValueError, match="media_s="):
+            event_payload(make_event(), "kitchen", "1.2", media_s=bad)  # type: ignore[arg-type]
+
+
 def test_an_event_stays_within_its_400_byte_budget() -> None:
     """docs/mqtt.md: at most 400 bytes with the six-class model, a 64-character device id, an
-    8-character model version and face ids and seq below a million; about 310 bytes typically."""
+    8-character model version and face ids and seq below a million; about 310 bytes typically.
+    An event from a file carries media_s too: at most 20 bytes more, for a file under a day."""
     scores = (0.1111, 0.1113, 0.1114, 0.1115, 0.1116, 0.4431)
     worst = EmotionEvent("changed", 999_999, "surprise", 0.4431, LABELS, scores, (0.1234, 0.2345, 0.3456, 0.4567),
                          TS, previous="neutral")
     wire = json.dumps(event_payload(worst, "d" * 64, "12.34.56", seq=999_999), separators=(",", ":"))
     assert len(wire.encode()) <= 400, len(wire)
+    from_file = event_payload(worst, "d" * 64, "12.34.56", seq=999_999, media_s=86_399.9994)
+    assert len(json.dumps(from_file, separators=(",", ":")).encode()) <= 420
     typical = EmotionEvent("appeared", 3, "neutral", 0.7112, LABELS, (0.0312, 0.0401, 0.1206, 0.7112, 0.0755, 0.0214),
                            (0.4125, 0.2208, 0.1797, 0.2396), TS)
     size = len(json.dumps(event_payload(typical, "kitchen", "1.3.0", seq=120), separators=(",", ":")))
     assert 280 <= size <= 330, size
+    size = len(json.dumps(event_payload(typical, "kitchen", "1.3.0", seq=120, media_s=95.4), separators=(",", ":")))
+    assert size <= 350, size
 
 
 def test_event_value_checks() -> None:

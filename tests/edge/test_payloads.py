@@ -56,6 +56,16 @@ def test_fields_from_a_newer_emocam_are_kept_aside_not_refused() -> None:
     assert event.extra == {"gaze": {"x": 0.1}, "age_hint": None}
 
 
+def test_media_s_is_read_from_file_events_and_none_otherwise() -> None:
+    assert parse_event(make_payload()).media_s is None  # a camera, or an emocam before media_s
+    event = parse_event({**make_payload(), "media_s": 12.5})
+    assert event.media_s == 12.5 and event.extra == {}
+    assert parse_event({**make_payload(), "media_s": 0}).media_s == 0.0
+    for bad in (-1, "12.5", True, [1]):
+        with pytest.raises(PayloadError, match="media_s="):
+            parse_event({**make_payload(), "media_s": bad})
+
+
 def test_seq_is_read_when_sent_and_none_from_older_emocams() -> None:
     assert parse_event(make_payload()).seq is None  # emocam before seq: still an event
     event = parse_event({**make_payload(), "seq": 12})
@@ -207,8 +217,10 @@ def test_json_schema_agrees_with_the_parser() -> None:
     good = make_payload()
     assert list(validator.iter_errors(good)) == []
     assert list(validator.iter_errors({**good, "seq": 3})) == []
+    assert list(validator.iter_errors({**good, "seq": 3, "media_s": 12.345})) == []
     for bad in ({**good, "type": "moved"}, {**good, "face": 0}, {**good, "ts": "yesterday"}, {**good, "seq": 0},
-                {**good, "box": {"x": 0.1, "y": 0.2, "w": 2.0, "h": 0.1}}):
+                {**good, "box": {"x": 0.1, "y": 0.2, "w": 2.0, "h": 0.1}}, {**good, "media_s": -1},
+                {**good, "media_s": "12.5"}):
         assert list(validator.iter_errors(bad)), bad
         with pytest.raises(PayloadError):
             parse_event(bad)
