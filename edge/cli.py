@@ -6,7 +6,8 @@
     emocam remove-discovery [--config FILE] [--broker URL] [--device-id ID]
 
 Exit codes: 0 clean stop (also SIGTERM, SIGINT, end of a file, the reader of stdout gone), 2 bad
-config, 3 missing or corrupt model, 4 source, 5 detector, 6 publisher (see edge/errors.py).
+config, 3 missing or corrupt model, 4 source, 5 detector, 6 publisher, 7 a file's events not all
+delivered to the broker (see edge/errors.py).
 Start-up order matters: the model is loaded and checked before the camera is opened, and the
 publisher never waits for the broker.
 """

@@ -18,6 +18,10 @@ What the loop survives, and how:
   Broker, device id and source settings need a restart; a reload that changes them says so.
 - SIGTERM/SIGINT (``request_stop``) and the end of a file: the camera is released, the tracker
   flushed (``left`` events), and the publisher closes with ``stopped``.
+- Events the broker never got: a camera logs how many on its way out and exits 0 (systemd would
+  only restart it into the same outage). A file's events are the whole point of the run, so at
+  the end of a file the publisher waits up to ``flush_timeout`` for the broker, and what it still
+  lacks then is a DeliveryError (exit 7) with the count, also when a signal stops the file early.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ from emocam.edge.classifier import EmotionClassifier
 from emocam.edge.config import Config
 from emocam.edge.daemon_stats import Counters, StageTimer, stats_payload
 from emocam.edge.detectors import make_detector
-from emocam.edge.errors import EmocamError, SourceError
+from emocam.edge.errors import DeliveryError, EmocamError, SourceError
 from emocam.edge.events import EmotionEvent, event_payload, state_payload
 from emocam.edge.faces import Face, FaceDetector
 from emocam.edge.log_limit import LogLimiter
-from emocam.edge.publishers import Publisher, StdoutPublisher
+from emocam.edge.publishers import Delivery, Flushable, Publisher, StdoutPublisher
 from emocam.edge.sdnotify import SystemdNotifier
 from emocam.edge.sources import Backoff, Clock, Frame, FrameSource
 from emocam.edge.tracking import FaceTracker
@@ -46,6 +50,7 @@ from emocam.edge.tracking import FaceTracker
 log = logging.getLogger(__name__)
 
 IDLE_STEP = 0.5  # longest sleep while waiting to reopen a source: keeps pings and signals prompt
+END_OF_INPUT = "end of input"  # the stop reason when a file or folder has no more frames
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +93,7 @@ def _restart_only_changes(old: Config, new: Config) -> list[str]:
 
 
 class Daemon:
-    """Runs the loop until stopped or a file ends. ``run`` returns the exit code (0)."""
+    """Runs the loop until stopped or a file ends. ``run`` returns the exit code (0) or raises."""
 
     def __init__(
         self,
@@ -112,6 +117,7 @@ class Daemon:
         self._wall = wall_clock
         self._tracker = FaceTracker(pipeline.config.tracker, pipeline.classifier.labels)
         self._stop_reason: str | None = None
+        self._hurry: str | None = None  # a stop request while stopping: do not wait for the broker
         self._reload_requested = False
         self._source_open = False
         self._reopen_at = 0.0
@@ -133,6 +139,8 @@ class Daemon:
     def request_stop(self, reason: str = "stop requested") -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
+        else:
+            self._hurry = reason  # a second Ctrl-C: give up waiting for the broker
 
     def request_reload(self) -> None:
         self._reload_requested = True
@@ -152,7 +160,8 @@ class Daemon:
 
         A source that cannot be opened at start-up raises SourceError (exit 4): a camera that is
         missing from the start is a setup problem that systemd's restart limit should surface. Once
-        running, a live source that fails is reopened with backoff instead.
+        running, a live source that fails is reopened with backoff instead. A file whose events did
+        not all reach the broker raises DeliveryError (exit 7) once everything is closed.
         """
         self._publisher.start()
         try:
@@ -161,7 +170,14 @@ class Daemon:
             self._notifier.ready(f"running on {self._source.name}")
             self._loop()
         finally:
-            self._shutdown()
+            delivery = self._shutdown()
+        if delivery.undelivered and not self._source.live:
+            if self._hurry is not None:
+                raise DeliveryError(f"{delivery}; stopped waiting for the broker on {self._hurry}")
+            if self._stop_reason == END_OF_INPUT:
+                raise DeliveryError(f"{delivery}; waited {delivery.waited:g} s for the broker after the end of "
+                                    f"{self._source.name}")
+            raise DeliveryError(f"{delivery}; {self._source.name} was stopped by {self._stop_reason}")
         return 0
 
     def _loop(self) -> None:
@@ -181,7 +197,7 @@ class Daemon:
                 continue
             if frame is None:
                 log.info("end of %s after %d frames", self._source.name, self._frames)
-                self.request_stop("end of input")
+                self.request_stop(END_OF_INPUT)
                 break
             self._timer.add("capture", time.perf_counter() - started)
             self._backoff.reset()
@@ -338,7 +354,8 @@ class Daemon:
         self._last_stats = now
         self._frames_at_stats = self._frames
 
-    def _shutdown(self) -> None:
+    def _shutdown(self) -> Delivery:
+        """Release the source, end the tracks, flush and close the publisher; what did not arrive."""
         reason = self._stop_reason or "error"
         self._notifier.stopping()
         log.info("stopping (%s) after %d frames", reason, self._frames)
@@ -346,12 +363,19 @@ class Daemon:
             self._source.close()  # release the camera first: it is what another process may want
             self._source_open = False
         clean = self._stop_reason is not None
+        delivery = Delivery()
         try:
             self._publish(self._tracker.flush(self._media_time, wall_time=self._wall()), self._media_time)
             self._publish_stats(self._clock.monotonic())
         finally:
+            if isinstance(self._publisher, Flushable):  # stdout cannot lose an event
+                end_of_file = self._stop_reason == END_OF_INPUT and not self._source.live
+                delivery = self._publisher.flush(wait_for_broker=end_of_file, give_up=lambda: self._hurry is not None)
             # "stopped" says we left on purpose; after an error the broker-side meaning is "offline".
             self._publisher.close("stopped" if clean else "offline")
+        if delivery.undelivered and (self._source.live or not clean):
+            log.warning("%s; they are lost", delivery)
+        return delivery
 
 
 def _keep_restart_only(old: Config, new: Config) -> Config:

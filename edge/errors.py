@@ -39,3 +39,14 @@ class PublishError(EmocamError):
     """The event publisher could not be set up (bad broker URL, unreadable TLS files)."""
 
     exit_code = 6
+
+
+class DeliveryError(EmocamError):
+    """A file was processed but some of its events never reached the broker.
+
+    Not a setup problem (that is PublishError, 6): the run happened and its results exist, but the
+    broker was away, refused them or did not acknowledge them in time. Run the file again once the
+    broker is back. A camera never exits with this: it logs what it lost and exits 0 on a stop.
+    """
+
+    exit_code = 7

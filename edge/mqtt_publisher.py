@@ -13,6 +13,11 @@ queue in order. The frame loop takes the lock only for a deque append or one pah
 
 Why a connection attempt failed (refused, unknown host, TLS against a plain port, not an MQTT
 server, bad credentials) is logged once per outage by ``emocam.edge.broker_outage``.
+
+What never arrived is counted, not guessed: each event handed to paho is remembered by its message
+id until the broker acknowledges it (QoS 1/2) or paho has written it (QoS 0). ``flush`` waits
+for the broker to take everything, bounded, and returns a ``Delivery`` that says how many events
+it never got (pushed out of the full queue, refused, still waiting, unacknowledged) and why.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,7 +39,7 @@ from emocam.edge.broker_outage import BrokerOutage
 from emocam.edge.ha_discovery import discovery_configs
 from emocam.edge.log_limit import LogLimiter
 from emocam.edge.mqtt_client import make_client
-from emocam.edge.publishers import MqttSettings, Payload
+from emocam.edge.publishers import Delivery, MqttSettings, Payload
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,9 @@ RECONNECT_MIN_SECONDS = 1
 RECONNECT_MAX_SECONDS = 30
 CLOSE_TIMEOUT_SECONDS = 2.0  # how long close() waits for queued messages and ``stopped`` to go out
 _CONTROL_MESSAGES = 16
+# Acknowledgements that came before their event was registered (the network thread can be that
+# quick), and those of state, stats and availability messages: only the recent ones matter.
+_EARLY_ACKS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,11 @@ class _Message:
     topic: str
     payload: bytes
     retain: bool
-    latest_only: bool  # state/stats: a newer message replaces a waiting one
+    latest_only: bool  # state/stats: a newer message replaces a waiting one; False: an event
+
+    @property
+    def event(self) -> bool:
+        return not self.latest_only
 
 
 def _encode(payload: Payload) -> bytes:
@@ -93,6 +105,12 @@ class MqttPublisher:
         self._published = 0
         self._dropped = 0
         self._connects = 0
+        self._unacked: set[int] = set()  # message ids of events paho has and the broker has not acknowledged
+        self._early_acks: OrderedDict[int, bool] = OrderedDict()  # message id -> refused, not (yet) matched
+        self._events_pushed_out = 0  # events dropped from the full offline queue
+        self._events_lost = 0  # events refused by paho (its queue full) or the broker, or QoS 0 ones lost with the link
+        self._last_loss = ""
+        self._flushed = False  # flush() reported what was lost: close() need not say it again
         self._drop_log = LogLimiter(log, interval=30.0)
         self._outage = BrokerOutage(log, self._broker)
         self._client = self._build_client()
@@ -144,6 +162,26 @@ class MqttPublisher:
         merged = {**payload, "mqtt": self.stats().as_dict()}
         self._send(_Message(self.settings.topic("stats"), _encode(merged), retain=False, latest_only=True))
 
+    def flush(self, wait_for_broker: bool = False, give_up: Callable[[], bool] | None = None) -> Delivery:
+        """Wait until the broker has every event, state and stats message, bounded; say what it lacks.
+
+        ``wait_for_broker`` (the end of a file): up to ``flush_timeout`` seconds, also for a broker
+        that is not connected yet. Otherwise (a stop): up to 2 s, and only while connected.
+        ``give_up`` returning True ends the wait early. Shutdown only: the caller's thread sleeps.
+        """
+        timeout = self.settings.flush_timeout if wait_for_broker else CLOSE_TIMEOUT_SECONDS
+        deadline = time.monotonic() + timeout
+        if self._started and not self._closed:
+            if wait_for_broker and not self._connected and self._events_waiting():
+                log.info("waiting up to %g s for MQTT broker %s to take %d events", timeout, self._outage.name,
+                         self._events_waiting())
+            while not self._all_sent() and time.monotonic() < deadline and (wait_for_broker or self._connected):
+                if give_up is not None and give_up():
+                    break
+                time.sleep(0.01)  # the network thread connects, drains and collects acknowledgements
+        self._flushed = True
+        return self._delivery(timeout)
+
     def close(self, reason: str = "stopped") -> None:
         """Publish ``reason`` on availability (retained), flush briefly, disconnect. Idempotent."""
         with self._lock:
@@ -153,7 +191,7 @@ class MqttPublisher:
         if not self._started:
             return
         deadline = time.monotonic() + CLOSE_TIMEOUT_SECONDS
-        while self._connected and (self._queue or self._latest) and time.monotonic() < deadline:
+        while self._connected and not self._all_sent() and time.monotonic() < deadline:
             time.sleep(0.01)  # the network thread is draining; shutdown only, bounded
         if self._connected:
             info = self._client.publish(self._availability, reason, qos=1, retain=True)
@@ -162,17 +200,16 @@ class MqttPublisher:
                 info.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as exc:
                 log.warning("could not publish availability %r on close: %s", reason, exc)
-        waiting = len(self._queue) + len(self._latest)
-        if waiting:
-            log.warning("closing with %d messages that never reached the broker; they are lost", waiting)
         if not self._connected:
             log.warning(
-                "closing while disconnected from %s:%d: availability stays %s",
-                self._broker.host, self._broker.port,
+                "closing while disconnected from %s: availability stays %s", self._outage.name,
                 "'offline' (the last will)" if self._connects else "unchanged (never connected)",
             )
+        lost = self._delivery(CLOSE_TIMEOUT_SECONDS)
         self._client.disconnect()
         self._client.loop_stop()
+        if lost.undelivered and not self._flushed:  # after a flush, its caller has said it
+            log.warning("%s; they are lost", lost)
         log.info("MQTT publisher closed (%s): %s", reason, self.stats())
 
     def stats(self) -> MqttStats:
@@ -185,6 +222,44 @@ class MqttPublisher:
             connected=self._connected,
             reconnects=max(0, connects - 1),
         )
+
+    # ---- what reached the broker ----
+
+    def _events_waiting(self) -> int:
+        return len(self._queue) + len(self._unacked)
+
+    def _all_sent(self) -> bool:
+        return not (self._queue or self._latest or self._unacked)
+
+    def _delivery(self, waited: float) -> Delivery:
+        """The events that never reached the broker: pushed out, refused, still queued, unacknowledged."""
+        with self._lock:
+            queued = len(self._queue)
+        with self._counts:
+            unacked, pushed_out, lost = len(self._unacked), self._events_pushed_out, self._events_lost
+        why = []
+        if queued or unacked:
+            if not self._connected:
+                why.append(self._outage.reason or "not connected")
+            else:
+                why.append(f"{queued + unacked} not acknowledged yet")
+        if pushed_out:
+            why.append(f"{pushed_out} pushed out of the full offline queue (max_queued = {self.settings.max_queued})")
+        if lost:
+            why.append(f"{lost} lost ({self._last_loss})")
+        return Delivery(queued + unacked + pushed_out + lost, self._outage.name, "; ".join(why), waited)
+
+    def _track(self, mid: int) -> None:
+        """Remember an event paho took, until the broker acknowledges it (``_on_publish``)."""
+        with self._counts:
+            refused = self._early_acks.pop(mid, None)
+            if refused is None:
+                if mid in self._unacked:  # an older event with this id never got an answer
+                    self._events_lost += 1
+                    self._last_loss = "never acknowledged"
+                self._unacked.add(mid)
+            elif refused:
+                self._events_lost += 1
 
     # ---- sending ----
 
@@ -205,6 +280,8 @@ class MqttPublisher:
             return
         if len(self._queue) >= self.settings.max_queued:
             self._queue.popleft()
+            with self._counts:
+                self._events_pushed_out += 1
             self._count_drop("offline queue full (%d): dropped the oldest event", self.settings.max_queued)
         self._queue.append(message)
 
@@ -212,11 +289,19 @@ class MqttPublisher:
         """Hand one message to paho. False if it must be queued again (QoS 0 and no connection)."""
         info = self._client.publish(message.topic, message.payload, qos=self.settings.qos, retain=message.retain)
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if message.event:
+                self._track(info.mid)
             return True
         if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
             # The link dropped between our check and the call: paho keeps QoS 1/2 messages for
             # the next connection itself; QoS 0 ones it discards, so we queue them.
+            if self.settings.qos > 0 and message.event:
+                self._track(info.mid)
             return self.settings.qos > 0
+        if message.event:
+            with self._counts:
+                self._events_lost += 1
+                self._last_loss = f"refused by paho: {mqtt.error_string(info.rc)}"
         self._count_drop("paho refused a message to %s: %s", message.topic, mqtt.error_string(info.rc))
         return True
 
@@ -268,6 +353,11 @@ class MqttPublisher:
         with self._counts:
             self._connects += 1
             first = self._connects == 1
+            if self.settings.qos == 0 and self._unacked:
+                # paho resends QoS 1/2 messages on a new connection; QoS 0 ones died with the old one.
+                self._events_lost += len(self._unacked)
+                self._last_loss = "QoS 0, sent when the connection died"
+                self._unacked.clear()
         log.info("%s MQTT broker %s:%d", "connected to" if first else "reconnected to",
                  self._broker.host, self._broker.port)
         if self.settings.ha_discovery and self._labels:
@@ -291,11 +381,22 @@ class MqttPublisher:
                         self._outage.name, reason, self.settings.max_queued)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        if reason.is_failure:
-            self._count_drop("broker refused a message: %s", reason)
-            return
+        refused = bool(reason.is_failure)
         with self._counts:
-            self._published += 1
+            if mid in self._unacked:
+                self._unacked.discard(mid)
+                if refused:
+                    self._events_lost += 1
+            else:  # not an event, or an event whose registration is still on its way (_track)
+                self._early_acks[mid] = refused
+                if len(self._early_acks) > _EARLY_ACKS:
+                    self._early_acks.popitem(last=False)
+            if refused:
+                self._last_loss = f"refused by the broker: {reason}"
+            else:
+                self._published += 1
+        if refused:
+            self._count_drop("broker refused a message: %s", reason)
 
     def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
         # paho 2.2 logs "Client is not connected" at ERR between connection attempts and after a

@@ -11,8 +11,9 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO, runtime_checkable
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,33 @@ class Publisher(Protocol):
     def publish_stats(self, payload: Payload) -> None: ...
 
     def close(self, reason: str = "stopped") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a publisher could not deliver: ``undelivered`` events, where to, and why."""
+
+    undelivered: int = 0
+    destination: str = ""
+    why: str = ""
+    waited: float = 0.0  # seconds the flush allowed for it
+
+    def __str__(self) -> str:
+        if not self.undelivered:
+            return f"every event delivered to {self.destination}"
+        noun = "event" if self.undelivered == 1 else "events"
+        return f"{self.undelivered} {noun} not delivered to {self.destination}: {self.why}"
+
+
+@runtime_checkable
+class Flushable(Protocol):
+    """A publisher that can lose events on the way (MQTT) and can say how many it lost.
+
+    The daemon calls ``flush`` before ``close``; a publisher without it (stdout) loses nothing.
+    ``give_up`` is polled while it waits: True ends the wait (a second Ctrl-C).
+    """
+
+    def flush(self, wait_for_broker: bool = False, give_up: Callable[[], bool] | None = None) -> Delivery: ...
 
 
 class StdoutPublisher:
@@ -141,6 +169,7 @@ class MqttSettings:
     tls_insecure: bool = False  # skip the host name check (self-signed test brokers only)
     max_queued: int = 1000  # events kept while offline; the oldest are dropped beyond this
     stats_interval: float = 30.0  # seconds between stats messages (the daemon's clock)
+    flush_timeout: float = 10.0  # seconds the end of a file waits for the broker to take the last events
     ha_discovery: bool = True  # publish Home Assistant discovery configs
     discovery_prefix: str = "homeassistant"
 
@@ -161,6 +190,9 @@ class MqttSettings:
             raise ValueError(f"max_queued={self.max_queued!r} must be an integer >= 1")
         if not isinstance(self.stats_interval, (int, float)) or not self.stats_interval > 0:
             raise ValueError(f"stats_interval={self.stats_interval!r} must be a number of seconds > 0")
+        flush = self.flush_timeout
+        if not isinstance(flush, (int, float)) or isinstance(flush, bool) or not 0 <= flush <= 3600:
+            raise ValueError(f"flush_timeout={flush!r} must be a number of seconds in 0..3600")
         if self.client_id is not None and not (isinstance(self.client_id, str) and 0 < len(self.client_id) <= 128):
             raise ValueError(f"client_id={self.client_id!r} must be 1-128 characters")
         tls_files = {"ca_file": self.ca_file, "cert_file": self.cert_file, "key_file": self.key_file}

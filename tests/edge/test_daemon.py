@@ -23,13 +23,14 @@ import pytest
 
 from emocam.edge.config import Config, parse_config
 from emocam.edge.daemon import Daemon, Pipeline, build_pipeline, build_publisher
-from emocam.edge.errors import ConfigError, SourceError
+from emocam.edge.errors import ConfigError, DeliveryError, SourceError
 from emocam.edge.faces import Face, FaceDetector
 from emocam.edge.model_info import BUNDLED_MODEL, load_model_info
 from emocam.edge.mqtt_publisher import MqttPublisher
+from emocam.edge.publishers import MqttSettings
 from emocam.edge.sdnotify import SystemdNotifier
 from emocam.edge.sources import SAMPLE_CLIP, Frame, VideoFileSource
-from tests.edge.conftest import FakeClock, assert_exact_event, sample_frames, wait_until
+from tests.edge.conftest import FakeClock, assert_exact_event, free_port, sample_frames, wait_until
 
 PLACEHOLDER = load_model_info(BUNDLED_MODEL).version == "0.0-placeholder"
 FAST_TRACKER = {"hold_seconds": 0.2, "smoothing_seconds": 0.1, "lost_after_seconds": 0.3}
@@ -510,3 +511,86 @@ def test_broker_restart_mid_run_resumes_events_and_counts_losses(
     assert [(e["type"], e["face"]) for e in events_of(seen)] == [("appeared", 1), ("appeared", 2), ("left", 2)]
     stats = [json.loads(m.payload) for m in seen if m.topic.endswith("/stats")]
     assert stats and stats[-1]["mqtt"]["dropped"] >= 1 and stats[-1]["mqtt"]["reconnects"] >= 1
+
+
+# --- events that never reach the broker ----------------------------------------------------------
+
+
+def publisher_for(url: str, device: str, pipeline: Pipeline, **settings: Any) -> MqttPublisher:
+    return MqttPublisher(MqttSettings(url=url, device_id=device, ha_discovery=False, **settings),
+                         pipeline.classifier.labels, pipeline.classifier.info.version)
+
+
+def test_a_file_whose_events_never_reach_the_broker_is_an_error_with_the_count(
+    pipeline: Pipeline, unique_id: str
+) -> None:
+    port = free_port()  # nothing listens there
+    publisher = publisher_for(f"mqtt://127.0.0.1:{port}", unique_id, pipeline, flush_timeout=0.5)
+    clock = FakeClock()
+    daemon, _ = make_daemon(pipeline, VideoFileSource(SAMPLE_CLIP, realtime=False, clock=clock), publisher=publisher,
+                            clock=clock)
+    with pytest.raises(DeliveryError) as error:
+        daemon.run()
+    assert str(error.value) == (f"2 events not delivered to 127.0.0.1:{port}: connection refused; waited 0.5 s "
+                                f"for the broker after the end of video file {SAMPLE_CLIP}")
+    assert error.value.exit_code == 7
+
+
+def test_a_second_stop_request_ends_the_wait_for_the_broker(
+    pipeline: Pipeline, unique_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    publisher = publisher_for(f"mqtt://127.0.0.1:{port}", unique_id, pipeline, flush_timeout=60)
+    clock = FakeClock()
+    daemon, _ = make_daemon(pipeline, VideoFileSource(SAMPLE_CLIP, realtime=False, clock=clock), publisher=publisher,
+                            clock=clock)
+    caplog.set_level(logging.INFO, logger="emocam.edge.mqtt_publisher")
+    thread, errors = run_in_thread(daemon)
+    wait_until(lambda: "waiting up to 60 s for MQTT broker" in caplog.text, what="the wait at the end of the file")
+    daemon.request_stop("SIGINT")  # Ctrl-C: the user would rather not wait
+    thread.join(5)
+    assert not thread.is_alive()
+    (error,) = errors
+    assert isinstance(error, DeliveryError)
+    assert str(error) == (f"2 events not delivered to 127.0.0.1:{port}: connection refused; stopped waiting for "
+                          "the broker on SIGINT")
+
+
+def test_a_camera_stopped_with_undelivered_events_logs_the_count_and_exits_0(
+    pipeline: Pipeline, face_image: np.ndarray, empty_image: np.ndarray, unique_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()
+    publisher = publisher_for(f"mqtt://127.0.0.1:{port}", unique_id, pipeline, flush_timeout=30)
+    camera = ScriptedSource()
+    camera.add(empty_image, camera.add(face_image, 500.0, 5), 5)  # appeared, left
+    camera.items.put(lambda: wait_until(lambda: "connection refused" in caplog.text, what="a failed attempt"))
+    camera.items.put(END)
+    daemon, _ = make_daemon(pipeline, camera, publisher=publisher)
+    with caplog.at_level(logging.INFO):
+        assert daemon.run() == 0  # a camera's stop: no 30 s wait for the broker, and exit 0
+    assert f"2 events not delivered to 127.0.0.1:{port}: connection refused; they are lost" in caplog.text
+    assert "waiting up to" not in caplog.text
+
+
+@pytest.mark.broker
+def test_the_end_of_a_file_waits_for_a_broker_that_comes_late(
+    own_broker: Any, subscribe: Any, unique_id: str, pipeline: Pipeline
+) -> None:
+    subscriber = subscribe(own_broker, [f"emocam/{unique_id}/#"], persistent=True)
+    own_broker.stop()
+    publisher = publisher_for(own_broker.url, unique_id, pipeline, protocol=own_broker.protocols[-1],
+                              flush_timeout=30)
+    clock = FakeClock()
+    source = VideoFileSource(SAMPLE_CLIP, realtime=False, clock=clock)
+    late = threading.Timer(1.0, own_broker.start)  # the clip takes well under a second as fast as possible
+    late.start()
+    try:
+        daemon, _ = make_daemon(pipeline, source, publisher=publisher, clock=clock)
+        assert daemon.run() == 0
+    finally:
+        late.join()
+    seen = subscriber.collect(lambda s: any(m.payload == b"stopped" for m in s), timeout=10)
+    assert [e["type"] for e in events_of(seen)] == ["appeared", "left"]
+    assert publisher.stats().published >= 4  # online, two events, the state...
+

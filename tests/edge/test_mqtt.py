@@ -71,7 +71,8 @@ def make_publisher(unique_id: str) -> Iterator[PublisherFactory]:
 
 class LinkProxy:
     """A TCP relay in front of the broker whose ``cut()`` kills the link like a dead Wi-Fi would:
-    the broker sees the connection drop without an MQTT DISCONNECT."""
+    the broker sees the connection drop without an MQTT DISCONNECT. ``freeze()`` holds every byte
+    instead, like a link that stalls: connected, but nothing arrives either way."""
 
     def __init__(self, broker: Broker) -> None:
         self._target = (broker.host, broker.port)
@@ -80,6 +81,8 @@ class LinkProxy:
         self.url = f"mqtt://127.0.0.1:{self._server.getsockname()[1]}"
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -94,13 +97,16 @@ class LinkProxy:
             for src, dst in ((near, far), (far, near)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
+
+    def freeze(self) -> None:
+        self._flowing.clear()
 
     def cut(self) -> None:
         with self._lock:
@@ -113,6 +119,7 @@ class LinkProxy:
             self._sockets.clear()
 
     def close(self) -> None:
+        self._flowing.set()
         self._server.close()
         self.cut()
 
@@ -286,6 +293,29 @@ def test_offline_queue_is_bounded_and_never_blocks(make_publisher: PublisherFact
     assert time.monotonic() - began < 2.5
     publisher.publish_event(event(1001))  # after close: ignored, not raised
     assert publisher.stats().queued == 52
+
+
+def test_flush_counts_the_events_that_never_reached_the_broker(
+    make_publisher: PublisherFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()  # nobody listens there
+    publisher = make_publisher(f"mqtt://127.0.0.1:{port}", max_queued=2, flush_timeout=0.5)
+    publisher.start()
+    for n in range(5):
+        publisher.publish_event(event(n))
+    publisher.publish_state({"count": 1})
+    wait_until(lambda: "connection refused" in caplog.text, what="a failed attempt")
+    began = time.monotonic()
+    quick = publisher.flush()  # a stop: no waiting for a broker that is not there
+    assert time.monotonic() - began < 0.1
+    delivery = publisher.flush(wait_for_broker=True)  # the end of a file: flush_timeout
+    assert 0.5 <= time.monotonic() - began < 1.5
+    assert (quick.undelivered, quick.why) == (delivery.undelivered, delivery.why) and delivery.waited == 0.5
+    assert str(delivery) == (f"5 events not delivered to 127.0.0.1:{port}: connection refused; "
+                             "3 pushed out of the full offline queue (max_queued = 2)")
+    caplog.clear()
+    publisher.close()
+    assert "not delivered" not in caplog.text  # the caller of flush has the count: said once, by it
 
 
 # ---- against a real broker ----
@@ -475,6 +505,28 @@ def test_why_the_broker_cannot_be_reached_is_logged_once_per_outage(
     assert outage_lines(caplog, logging.DEBUG)[0] == warning  # the same line, quieter
     assert publisher.stats().connected is False and publisher.stats().queued == 1
     assert SECRET not in caplog.text
+
+
+@pytest.mark.broker
+def test_events_the_broker_never_acknowledged_are_counted(
+    mqtt_broker: Broker, make_publisher: PublisherFactory, subscribe: Callable[..., Subscriber]
+) -> None:
+    proxy = LinkProxy(mqtt_broker)
+    try:
+        publisher = make_publisher(proxy, flush_timeout=0.5)
+        events_sub = subscribe(mqtt_broker, [publisher.settings.topic("events")])
+        publisher.start()
+        wait_until(lambda: publisher.stats().connected, what="connect")
+        publisher.publish_event(event(1))
+        assert numbers([events_sub.get()]) == [1]
+        wait_until(lambda: publisher.flush().undelivered == 0, what="the acknowledgement")
+        proxy.freeze()  # connected, but neither the events nor the broker's answers get through
+        publisher.publish_event(event(2))
+        publisher.publish_event(event(3))
+        delivery = publisher.flush(wait_for_broker=True)
+        assert str(delivery) == f"2 events not delivered to {proxy.url[7:]}: 2 not acknowledged yet"
+    finally:
+        proxy.close()
 
 
 @pytest.mark.broker

@@ -1,0 +1,29 @@
+"""A file's events that never reach the broker, as a user meets it: ``emocam run`` exits 7 with the count.
+
+The daemon side (the wait at the end of a file, a camera's exit 0) is in test_daemon.py; the
+counting in the publisher is in test_mqtt.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from emocam.edge.errors import DeliveryError
+from emocam.edge.publishers import MqttSettings
+from emocam.edge.sources import SAMPLE_CLIP
+from tests.edge.conftest import emocam, free_port
+
+
+@pytest.mark.slow
+def test_a_file_run_against_an_unreachable_broker_exits_7_with_the_count() -> None:
+    port = free_port()  # nothing listens there
+    result = emocam("run", "--source", str(SAMPLE_CLIP), "--no-realtime", "--broker", f"mqtt://127.0.0.1:{port}",
+                    "--device-id", "file-run")
+    wait = MqttSettings(url="mqtt://host", device_id="x").flush_timeout
+    lines = result.stderr.splitlines()
+    assert result.returncode == DeliveryError.exit_code == 7, result.stderr
+    assert (f"WARNING emocam.edge.mqtt_publisher: cannot connect to MQTT broker 127.0.0.1:{port}: connection refused; "
+            "retrying with back-off") in lines, result.stderr
+    assert lines[-1] == (f"ERROR emocam: 2 events not delivered to 127.0.0.1:{port}: connection refused; waited "
+                         f"{wait:g} s for the broker after the end of video file {SAMPLE_CLIP}"), result.stderr
+    assert "Traceback" not in result.stderr
