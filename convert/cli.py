@@ -50,11 +50,11 @@ from emocam.train.tf_startup import quiet_tensorflow_startup
 log = logging.getLogger(__name__)
 
 SAMPLING_SEED = 0  # calibration and --verify-limit samples: the same run and data give the same model
-EXIT_CODES = """exit codes:
+EXIT_CODES = """exit codes (one table for emocam, emocam-train and emocam-convert: see the README):
   0  written (and verified)
-  1  the converted model failed to load or run in the device's code
   2  bad input (SOURCE, --data, arguments) or the TFLite converter failed
-  3  int8 lost more than --max-drop accuracy points; nothing was written (see --force)"""
+  3  the converted model does not load in the device's code (corrupt or unsupported by LiteRT)
+  8  int8 lost more than --max-drop accuracy points; nothing was written (see --force)"""
 
 
 def _precisions(text: str) -> tuple[str, ...]:
@@ -312,15 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
         convert(args, datetime.now(UTC))
-    except ConvertError as exc:
+    except (ConvertError, DataError) as exc:
         print(f"emocam-convert: {exc}", file=sys.stderr)
         return exc.exit_code
-    except DataError as exc:
-        print(f"emocam-convert: {exc}", file=sys.stderr)
-        return 2
-    except EmocamError as exc:  # the converted model failed in the device's own code
+    except EmocamError as exc:  # the converted model failed in the device's own code (a ModelError: 3)
         print(f"emocam-convert: the converted model does not work on the device: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     return 0
 
 

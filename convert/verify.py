@@ -33,7 +33,7 @@ class Predictor(Protocol):
 class AccuracyDropError(ConvertError):
     """The converted model lost more accuracy than allowed; nothing was written."""
 
-    exit_code = 3
+    exit_code = 8  # emocam's 3 is a missing or corrupt model: the table in the README
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,7 @@ class MqttConfig:
     key_file: str = ""
     tls_insecure: bool = False
     max_queued: int = 1000
+    flush_timeout: float = 10.0  # seconds the end of a file waits for the broker
     ha_discovery: bool = True
     discovery_prefix: str = "homeassistant"
     password: str | None = field(default=None, repr=False)  # credential or environment only
@@ -196,6 +197,7 @@ def _check_values(config: Config) -> None:
     _choice("mqtt.qos", mq.qos, (0, 1, 2))
     _range("mqtt.keepalive", mq.keepalive, 5, 3600)
     _range("mqtt.max_queued", mq.max_queued, 1)
+    _range("mqtt.flush_timeout", mq.flush_timeout, 0, 3600)
     _range("stats.interval", config.stats.interval, above=0)
 
 
@@ -271,6 +273,7 @@ def _mqtt_settings(config: Config) -> MqttSettings:
         "key_file": mq.key_file or None,
         "tls_insecure": mq.tls_insecure,
         "max_queued": mq.max_queued,
+        "flush_timeout": mq.flush_timeout,
         "stats_interval": config.stats.interval,
         "ha_discovery": mq.ha_discovery,
         "discovery_prefix": mq.discovery_prefix,

@@ -268,7 +268,7 @@ def test_accuracy_drop_over_the_limit_keeps_the_old_model_and_force_overrides(
         converted.run, "--data", converted.data, "--out", out, "--representative-count", 30,
         "--verify-limit", 60, "--max-drop", "-50", "--model-version", "forced",
     )
-    assert code == 3
+    assert code == 8  # AccuracyDropError: the README's exit-code table
     assert "--max-drop -50" in stderr and "Nothing was written" in stderr
     assert "int8: accuracy" in stdout
     assert (out.read_bytes(), sidecar_path(out).read_bytes()) == before
@@ -516,3 +516,21 @@ def test_the_old_model_version_flag_is_refused_not_ignored(capsys: pytest.Captur
     with pytest.raises(SystemExit) as exc:
         cli.main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("emocam-convert ")
+
+
+@pytest.mark.tensorflow
+@requires_tf
+def test_a_converted_model_the_device_cannot_load_is_exit_3(
+    converted: Converted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emocam.edge.errors import ModelError
+
+    def refuses(path: Path, threads: int = 1) -> None:
+        raise ModelError(f"{path}: failed to create XNNPACK runtime (simulated)")
+
+    monkeypatch.setattr(cli, "EmotionClassifier", refuses)
+    out = tmp_path / "model.tflite"
+    code, _, stderr = run_cli(converted.run, "--data", converted.data, "--out", out, "--representative-count", 30,
+                              "--verify-limit", 30)
+    assert code == 3 and "the converted model does not work on the device" in stderr and "simulated" in stderr
+    assert not out.exists()
