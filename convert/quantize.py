@@ -32,14 +32,15 @@ import numpy as np
 
 from emocam.edge.errors import EmocamError
 from emocam.edge.model_info import ModelInfo, TensorSpec, file_sha256, sidecar_path, write_model_info
+from emocam.edge.native_stderr import routed_stderr
 from emocam.edge.preprocess import Preprocessing
 from emocam.edge.tflite_runtime import make_interpreter
+from emocam.train import run
 from emocam.train.run import ValidationSplit
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("int8", "float32", "float16")
-RUN_MODEL = "best.keras"
 INSTALL_HINT = "install them with: pip install 'emocam[train]'"
 # int8 input quantization that the contract promises: pixels 0..255 map to -128..127 exactly.
 CONTRACT_INPUT_QUANT = (1.0, -128)
@@ -110,10 +111,10 @@ def read_source(path: Path) -> Source:
     """Find the .keras file and read the run's labels, config and metrics; no TensorFlow needed."""
     path = Path(path)
     if path.is_dir():
-        keras_path = path / RUN_MODEL
+        keras_path = path / run.BEST_MODEL
         if not keras_path.is_file():
             raise ConvertError(
-                f"run directory {path} has no {RUN_MODEL}; train one with emocam-train, "
+                f"run directory {path} has no {run.BEST_MODEL}; train one with emocam-train, "
                 "or pass the .keras file itself as SOURCE"
             )
     elif path.is_file():
@@ -123,10 +124,10 @@ def read_source(path: Path) -> Source:
     else:
         raise ConvertError(f"SOURCE {path} does not exist; pass a run directory (runs/<name>) or a .keras file")
     run_dir = keras_path.parent
-    labels = _read_labels(run_dir / "labels.json", keras_path)
+    labels = _read_labels(run_dir / run.LABELS, keras_path)
 
     config: Mapping[str, Any] = {}
-    config_path = run_dir / "config.json"
+    config_path = run_dir / run.CONFIG
     if config_path.is_file():
         config = _read_json_object(config_path, "run config")
     else:
@@ -141,8 +142,6 @@ def read_source(path: Path) -> Source:
     try:
         params, macs = int(config.get("params", 0) or 0), int(config.get("macs", 0) or 0)
         # fit always records its split; a hand-written config without a seed has no split to redraw.
-        val_fraction = float(config.get("val_fraction", 0.1)) if "seed" in config else 0.0
-        seed = int(config.get("seed", 0))
         split = ValidationSplit.of_run(dict(config))
     except (TypeError, ValueError) as exc:  # RunError is a ValueError
         raise ConvertError(
@@ -161,8 +160,8 @@ def read_source(path: Path) -> Source:
         classes=tuple(str(c) for c in classes) if isinstance(classes, list) else str(classes),
         data=str(config.get("data", "") or ""),
         cache_dir=str(config.get("cache_dir", "") or ""),
-        val_fraction=val_fraction,
-        seed=seed,
+        val_fraction=split.fraction if "seed" in config else 0.0,
+        seed=split.seed,
         val_grouping=split.grouping,
         val_jpeg_quality=split.jpeg_quality,
         extra_data=tuple(extra_data),
@@ -282,27 +281,6 @@ def _converter_errors() -> tuple[type[BaseException], ...]:
     return (*errors, ConverterError)
 
 
-@contextlib.contextmanager
-def _native_stderr_captured() -> Iterator[io.StringIO]:
-    """Capture what C++ code writes straight to file descriptor 2 (the MLIR quantizer prints a
-    raw "fully_quantize: 0, inference_type: 6, ..." line per conversion), for the debug log."""
-    captured = io.StringIO()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real stderr (an embedded interpreter): nothing to capture
-        yield captured
-        return
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            captured.write(sink.read().decode("utf-8", "replace"))
-
-
 def convert_keras(model: Any, precision: str, calibration: np.ndarray | None = None) -> bytes:
     """One precision of ``model`` as .tflite bytes; int8 needs (N, S, S) uint8 calibration images."""
     if precision not in PRECISIONS:
@@ -323,9 +301,10 @@ def convert_keras(model: Any, precision: str, calibration: np.ndarray | None = N
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     chatter = io.StringIO()  # Keras' export prints to stdout, which carries our report
-    native = io.StringIO()
+    native: list[str] = []  # the MLIR quantizer's raw "fully_quantize: 0, ..." line, written to fd 2
     try:
-        with contextlib.redirect_stdout(chatter), _native_stderr_captured() as native, warnings.catch_warnings():
+        with (contextlib.redirect_stdout(chatter), routed_stderr(lambda line: native.append(line) or True),
+              warnings.catch_warnings()):
             # TF asks for explicit input statistics (a quantization-aware-training feature); ours
             # come from the calibration images, pinned to the contract's range.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
@@ -333,7 +312,7 @@ def convert_keras(model: Any, precision: str, calibration: np.ndarray | None = N
     except _converter_errors() as exc:
         raise ConvertError(f"the TFLite converter failed on {precision}: {exc}") from exc
     finally:
-        log.debug("converter output: %s %s", chatter.getvalue().strip(), native.getvalue().strip())
+        log.debug("converter output: %s %s", chatter.getvalue().strip(), " ".join(native).strip())
     log.info("converted %s: %d bytes", precision, len(content))
     return bytes(content)
 

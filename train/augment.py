@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from emocam.train.config import TrainConfig
+from emocam.train.data import jpeg_roundtrip
 
 
 def random_affine(rng: np.random.Generator, cfg: TrainConfig, size: int) -> np.ndarray:
@@ -35,9 +36,7 @@ def random_affine(rng: np.random.Generator, cfg: TrainConfig, size: int) -> np.n
 
 
 def random_jpeg(image: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
-    quality = int(rng.integers(cfg.jpeg_quality_min, 96))
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else image
+    return jpeg_roundtrip(image, int(rng.integers(cfg.jpeg_quality_min, 96)))
 
 
 def augment_batch(images: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:

@@ -435,19 +435,17 @@ def write_validation_metrics(run_dir: Path, val: Dataset, jpeg_quality: int = 0)
     from emocam.train.metrics import classification_report
 
     net = keras.saving.load_model(run_dir / run.BEST_MODEL)
-    metrics: dict = {}
-    for key, split in (("", val), ("jpeg", jpeg_reencoded(val, jpeg_quality) if jpeg_quality else None)):
-        if split is None:
-            continue
+
+    def scored(split: Dataset) -> dict:
         probs = net.predict(_as_input(split.images), batch_size=256, verbose=0)
         report = classification_report(split.labels, probs, split.label_names)
-        scored = {"split": "validation", "source": split.source, **report.to_dict()}
-        if key:
-            metrics[key] = scored
-        else:
-            metrics.update(scored)
         log.info("best model on %s: accuracy %.4f, macro-F1 %.4f (n=%d)", split.source, report.accuracy,
                  report.macro_f1, report.n)
+        return {"split": "validation", "source": split.source, **report.to_dict()}
+
+    metrics = scored(val)
+    if jpeg_quality:
+        metrics["jpeg"] = scored(jpeg_reencoded(val, jpeg_quality))
     (run_dir / run.METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 

@@ -19,11 +19,11 @@ import numpy as np
 
 from emocam.edge.errors import EmocamError, ModelError
 from emocam.edge.preprocess import Preprocessing, stack_faces
+from emocam.train import run
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 256
-RUN_MODEL = "best.keras"  # the inference model inside a run directory written by `emocam-train fit`
 _HOW_TO_FIX = (
     "give a .tflite written by emocam-convert (with its .json sidecar), a .keras model, "
     "or a run directory written by `emocam-train fit`"
@@ -83,7 +83,7 @@ class TflitePredictor:
 def _labels_beside(path: Path) -> tuple[str, ...]:
     """Label names in output order: labels.json beside the model, else config.json's ``labels``."""
     folder = path.parent
-    candidates = ((folder / "labels.json", None), (folder / "config.json", "labels"))
+    candidates = ((folder / run.LABELS, None), (folder / run.CONFIG, "labels"))
     for file, key in candidates:
         if not file.is_file():
             continue
@@ -242,9 +242,9 @@ def load_predictor(path: Path, num_threads: int = 0, batch_size: int = DEFAULT_B
     if not path.exists():
         raise EvaluationError(f"model {path} does not exist; {_HOW_TO_FIX}")
     if path.is_dir():
-        best = path / RUN_MODEL
+        best = path / run.BEST_MODEL
         if not best.is_file():
-            raise EvaluationError(f"{path} is a folder without {RUN_MODEL}; {_HOW_TO_FIX}")
+            raise EvaluationError(f"{path} is a folder without {run.BEST_MODEL}; {_HOW_TO_FIX}")
         path = best
     suffix = path.suffix.lower()
     if suffix == ".tflite":
