@@ -9,7 +9,8 @@
 #                                              pip, useradd and systemctl are printed, not run
 #
 # Running it again is safe: files that are already right are left alone, and the user's
-# /etc/emocam/emocam.toml is never overwritten.
+# /etc/emocam/emocam.toml is never overwritten. Without systemd as PID 1 (a chroot, a container,
+# an image build, SYSTEMD_OFFLINE=1) it installs everything and says what to run on first boot.
 set -euo pipefail
 
 readonly SERVICE=emocam
@@ -20,6 +21,12 @@ readonly CONF_DIR=/etc/emocam
 readonly CONFIG=$CONF_DIR/emocam.toml
 readonly STATE_DIR=/var/lib/emocam
 readonly UNIT_PATH=/etc/systemd/system/$SERVICE.service
+# Where `systemctl enable` links the unit ([Install] WantedBy=multi-user.target).
+readonly WANTS_LINK=/etc/systemd/system/multi-user.target.wants/$SERVICE.service
+# What the last pip install put into the venv: the source's digest, its version and the venv's
+# packages. A re-run with the same three skips pip, which takes 40-60 s on a Pi. Inside the venv,
+# so a rebuilt venv (--clear) forgets it.
+readonly STAMP=$VENV/.emocam-install
 readonly DOC_PATH=$PREFIX/docs/raspberry-pi.md
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,7 +40,7 @@ PURGE=0
 SOURCE=$(dirname "$SCRIPT_DIR")
 
 usage() {
-    sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     cat <<EOF
 
 Options:
@@ -76,6 +83,22 @@ fs() {
     else
         "$@"
     fi
+}
+
+# systemctl can enable and start units only where systemd runs as PID 1 (/run/systemd/system is
+# how sd_booted(3) tells). In a chroot, such as an emulated Pi root, a container or an image
+# build it fails; SYSTEMD_OFFLINE=1 asks for the same offline behaviour; --root is another system.
+systemd_is_running() {
+    [[ -z $ROOT && ${SYSTEMD_OFFLINE:-0} != 1 && -d /run/systemd/system ]]
+}
+
+# True when every Debian package among the arguments is installed (and dpkg is there to say so).
+debs_installed() {
+    local package
+    command -v dpkg-query >/dev/null 2>&1 || return 1
+    for package; do
+        [[ $(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null) == installed ]] || return 1
+    done
 }
 
 parse_args() {
@@ -219,6 +242,12 @@ install_apt_packages() {
     if ((WITH_MOSQUITTO)); then
         packages+=(mosquitto mosquitto-clients)
     fi
+    # A re-run skips apt (and its slow `apt-get update`) when everything is there already;
+    # upgrades are apt's job (`apt full-upgrade`).
+    if [[ -z $ROOT ]] && ((!DRY_RUN)) && debs_installed "${packages[@]}"; then
+        say "apt packages ${packages[*]} are installed"
+        return
+    fi
     say "installing apt packages: ${packages[*]}"
     sys apt-get update
     # --no-install-recommends: on Lite, picamera2's recommends pull in a whole desktop stack.
@@ -263,8 +292,70 @@ stage_source() {
     tar -C "$SOURCE" --exclude=__pycache__ -cf - "${items[@]}" | tar -C "$out" -xf -
 }
 
-install_python() {
+# The version of the emocam source tree or wheel given as the argument.
+source_version() {
     local package=$1
+    if [[ -d $package ]]; then
+        sed -n 's/^__version__ = ["'\'']\([^"'\'']*\)["'\'']$/\1/p' "$package/emocam/__init__.py" 2>/dev/null | head -n 1
+    else
+        basename "$package" | cut -d- -f2
+    fi
+}
+
+# sha256 of what pip would install: every file and link of the staged tree (or the wheel) and
+# the pins. Paths are relative, so the staging folder's name does not count.
+source_digest() {
+    local package=$1 constraints=$2
+    {
+        if [[ -d $package ]]; then
+            (
+                cd "$package"
+                find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+                find . -type l -printf '%p -> %l\n' | LC_ALL=C sort
+            )
+        else
+            sha256sum <"$package"
+        fi
+        cat "$constraints"
+    } | sha256sum | cut -d' ' -f1
+}
+
+# sha256 of the name==version list of what the venv itself holds (not the system's packages), so
+# a numpy 2 that got into it by hand makes a re-run reinstall the pins.
+venv_packages_digest() {
+    "$VENV/bin/python" - <<'EOF' | sha256sum | cut -d' ' -f1
+import importlib.metadata
+import sysconfig
+
+paths = sorted({sysconfig.get_paths()[key] for key in ("purelib", "platlib")})
+for line in sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions(path=paths)):
+    print(line)
+EOF
+}
+
+# True when the venv holds exactly what the stamp says was installed from this source and pins.
+# Under --root or --dry-run only the source line can be checked: the venv's Python is not ours
+# to run (it may not even be this machine's architecture).
+venv_is_current() {
+    local digest=$1 stamp=$ROOT$STAMP have_source='' have_packages='' key value
+    [[ -e $ROOT$VENV/bin/emocam && -f $stamp ]] || return 1
+    while read -r key value; do
+        case $key in
+            source) have_source=$value ;;
+            packages) have_packages=$value ;;
+        esac
+    done <"$stamp"
+    [[ $have_source == "$digest" ]] || return 1
+    if [[ -n $ROOT ]] || ((DRY_RUN)); then
+        return 0
+    fi
+    [[ -n $have_packages && $have_packages == "$(venv_packages_digest 2>/dev/null)" ]]
+}
+
+install_python() {
+    local package=$1 constraints=$2 digest version
+    digest=$(source_digest "$package" "$constraints")
+    version=$(source_version "$package")
     say "Python environment in $VENV"
     # --system-site-packages: picamera2 and libcamera come from apt, not from PyPI.
     if [[ -n $ROOT ]] || ((DRY_RUN)); then
@@ -275,9 +366,17 @@ install_python() {
         # Left behind by an older Python (an OS upgrade): rebuild it rather than patch it.
         python3 -m venv --clear --system-site-packages "$VENV"
     fi
+    if venv_is_current "$digest"; then
+        say "emocam ${version:-?} in $VENV is up to date (same source, pins and packages): not rebuilt"
+        return
+    fi
+    say "installing emocam ${version:-?} (source sha256 $digest) into $VENV"
     # The device part only: the base distribution has no TensorFlow; the emotion model and the
     # BlazeFace face detector's models ship inside it.
     sys "$VENV/bin/pip" install --constraint "$CONSTRAINTS" "$package"
+    if [[ -z $ROOT ]] && ((!DRY_RUN)); then
+        printf 'source %s\nversion %s\npackages %s\n' "$digest" "${version:-?}" "$(venv_packages_digest)" >"$STAMP"
+    fi
 }
 
 # Catch the two classic breakages before systemd does: numpy 2 under apt's picamera2, and a
@@ -317,9 +416,9 @@ do_install() {
     if [[ -d $SOURCE ]]; then
         stage_source "$tmp/emocam-src"
         say "building from a copy of $SOURCE in $tmp/emocam-src"
-        install_python "$tmp/emocam-src"
+        install_python "$tmp/emocam-src" "$tmp/constraints.txt"
     else
-        install_python "$SOURCE"
+        install_python "$SOURCE" "$tmp/constraints.txt"
     fi
 
     # Config is readable by the service, writable by root only; the service never writes it.
@@ -339,6 +438,15 @@ do_install() {
     install_file "$SCRIPT_DIR/$SERVICE.service" "$UNIT_PATH" 0644 root:root
 
     check_install
+    if ! systemd_is_running; then
+        local units=$SERVICE
+        if ((WITH_MOSQUITTO)); then
+            units="mosquitto $SERVICE"
+            say "point it at the local broker: [mqtt] url = \"mqtt://localhost\" in $CONFIG"
+        fi
+        say "installed, not started: systemd is not running here (a chroot, container or image build, --root or SYSTEMD_OFFLINE=1); on first boot run: systemctl daemon-reload && systemctl enable --now $units"
+        return
+    fi
     if ((WITH_MOSQUITTO)); then
         sys systemctl enable --now mosquitto.service
     fi
@@ -355,12 +463,23 @@ do_install() {
 
 do_uninstall() {
     say "uninstalling $SERVICE"
-    sys systemctl disable --now "$SERVICE.service" || true
+    if systemd_is_running; then
+        sys systemctl disable --now "$SERVICE.service" || true
+    else
+        say "systemd is not running here: nothing to stop"
+    fi
     if [[ -e $ROOT$UNIT_PATH ]]; then
         fs rm -f "$ROOT$UNIT_PATH"
         say "removed $UNIT_PATH"
     fi
-    sys systemctl daemon-reload
+    # Left by an enable without systemd running (an image build), or by a disable that failed.
+    if [[ -L $ROOT$WANTS_LINK ]]; then
+        fs rm -f "$ROOT$WANTS_LINK"
+        say "removed $WANTS_LINK"
+    fi
+    if systemd_is_running; then
+        sys systemctl daemon-reload
+    fi
     if [[ -e $ROOT$PREFIX ]]; then
         fs rm -rf "$ROOT$PREFIX"
         say "removed $PREFIX"

@@ -19,6 +19,11 @@ INSTALLER = REPO / "systemd" / "install.sh"
 UNIT = REPO / "systemd" / "emocam.service"
 # Commands that change the machine: under --root they must be printed, never executed.
 SYSTEM_COMMANDS = ("apt-get", "useradd", "usermod", "userdel", "systemctl", "chown", "runuser", "pip")
+# The last line of an install where systemd is not PID 1 (a chroot, a container, an image build,
+# --root, SYSTEMD_OFFLINE=1): what to run on first boot.
+FIRST_BOOT = "on first boot run: systemctl daemon-reload && systemctl enable --now "
+# What the installer copies of a checkout to build from (stage_source), plus what it checks.
+SOURCE_ITEMS = ("pyproject.toml", "setup.cfg", "setup.py", "README.md", "LICENSE", "emocam", "edge", "train", "convert")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +119,11 @@ def test_install_prints_the_system_steps(sandbox: Sandbox) -> None:
     assert len(re.findall(r"^\+ \S+/pip install ", out, re.M)) == 1
     # The device install never asks for the training extra (TensorFlow).
     assert "[train]" not in out and "tensorflow" not in out.lower()
-    steps = [line for line in out.splitlines() if line.startswith("+ systemctl")]
-    assert steps == [
-        "+ systemctl daemon-reload", "+ systemctl enable emocam.service", "+ systemctl restart emocam.service"
-    ]
-    # The config is checked as the service user before the service is (re)started.
-    assert out.index("check-config --config /etc/emocam/emocam.toml") < out.index("+ systemctl restart")
+    # --root is another system: nothing to enable or start here, one line says what to run there.
+    assert [line for line in out.splitlines() if line.startswith("+ systemctl")] == []
+    assert out.splitlines()[-1].endswith(FIRST_BOOT + "emocam")
+    # The config is checked as the service user before the install is declared done.
+    assert out.index("check-config --config /etc/emocam/emocam.toml") < out.index(FIRST_BOOT)
 
 
 def test_unit_runs_what_was_installed(sandbox: Sandbox) -> None:
@@ -136,7 +140,8 @@ def test_unit_runs_what_was_installed(sandbox: Sandbox) -> None:
 def test_with_mosquitto_adds_the_broker(sandbox: Sandbox) -> None:
     out = sandbox.run("--with-mosquitto").stdout
     assert "python3-picamera2 mosquitto mosquitto-clients\n" in out
-    assert "+ systemctl enable --now mosquitto.service\n" in out
+    assert 'point it at the local broker: [mqtt] url = "mqtt://localhost"' in out
+    assert out.splitlines()[-1].endswith(FIRST_BOOT + "mosquitto emocam")
 
 
 def test_no_picamera2_where_apt_lacks_it(sandbox: Sandbox) -> None:
@@ -191,8 +196,114 @@ def test_uninstall_keeps_the_config(sandbox: Sandbox) -> None:
     assert not (root / "opt/emocam").exists()
     assert (root / "etc/emocam/emocam.toml").is_file()
     assert (root / "var/lib/emocam").is_dir()
-    assert "+ systemctl disable --now emocam.service\n" in out
+    assert "systemd is not running here: nothing to stop" in out and "+ systemctl" not in out
     assert "userdel" not in out
+    assert sandbox.executed() == ""
+
+
+def test_uninstall_removes_an_offline_enable(sandbox: Sandbox) -> None:
+    # An image build may have enabled the unit without systemd (a link, no daemon to ask).
+    sandbox.run()
+    link = sandbox.root / "etc/systemd/system/multi-user.target.wants/emocam.service"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/etc/systemd/system/emocam.service")
+    out = sandbox.run("--uninstall").stdout
+    assert not link.is_symlink()
+    assert "removed /etc/systemd/system/multi-user.target.wants/emocam.service" in out
+    # ... and installing again after an uninstall works like the first time.
+    assert sandbox.run().stdout.splitlines()[-1].endswith(FIRST_BOOT + "emocam")
+
+
+def _source_copy(tmp_path: Path) -> Path:
+    source = tmp_path / "checkout"
+    source.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for item in SOURCE_ITEMS:
+        path = REPO / item
+        if path.is_symlink() or path.is_file():
+            shutil.copy2(path, source / item, follow_symlinks=False)
+        elif path.is_dir():
+            shutil.copytree(path, source / item, symlinks=True, ignore=ignore)
+    return source
+
+
+def _installed_digest(out: str) -> str:
+    match = re.search(r"^==> installing emocam \S+ \(source sha256 ([0-9a-f]{64})\) into /opt/emocam/venv$", out, re.M)
+    assert match, out
+    return match.group(1)
+
+
+def _pip_steps(out: str) -> list[str]:
+    return re.findall(r"^\+ \S+/pip install .*$", out, re.M)
+
+
+def test_a_rerun_with_nothing_changed_does_not_rebuild(sandbox: Sandbox, tmp_path: Path) -> None:
+    box = Sandbox(root=sandbox.root, source=_source_copy(tmp_path), fakes_log=sandbox.fakes_log, env=sandbox.env)
+    first = box.run().stdout
+    digest = _installed_digest(first)
+    assert len(_pip_steps(first)) == 1
+    # What a real pip run leaves (under --root nothing runs): the venv's program and the stamp.
+    venv = sandbox.root / "opt/emocam/venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/emocam").write_text("#!/bin/sh\n")
+    (venv / ".emocam-install").write_text(f"source {digest}\nversion 0.2.0\n")
+
+    again = box.run().stdout
+    assert _pip_steps(again) == []
+    assert "emocam 0.2.0 in /opt/emocam/venv is up to date (same source, pins and packages): not rebuilt" in again
+    assert again.splitlines()[-1].endswith(FIRST_BOOT + "emocam")
+
+    # Any change to the source, even a comment, is a new build.
+    init = box.source / "emocam" / "__init__.py"
+    init.write_text(init.read_text() + "# changed\n")
+    changed = box.run().stdout
+    assert len(_pip_steps(changed)) == 1 and _installed_digest(changed) != digest
+
+    # So are other pins (Trixie has none), with the same source.
+    init.write_text(init.read_text().removesuffix("# changed\n"))
+    assert "not rebuilt" in box.run().stdout
+    _os_release(sandbox.root, "trixie")
+    repinned = box.run().stdout
+    assert len(_pip_steps(repinned)) == 1 and _installed_digest(repinned) != digest
+
+
+def _in_a_booted_system(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """command in a private mount namespace whose /run says systemd is PID 1 (sd_booted)."""
+    script = 'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && exec "$@"'
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+
+
+@pytest.fixture
+def booted(sandbox: Sandbox) -> None:
+    probe = _in_a_booted_system(["test", "-d", "/run/systemd/system"], sandbox.env)
+    if shutil.which("unshare") is None or probe.returncode != 0:
+        pytest.skip(f"needs a private mount namespace (root, unshare): {probe.stderr.strip()}")
+
+
+@pytest.mark.usefixtures("booted")
+@pytest.mark.parametrize(
+    ("offline", "action", "steps"),
+    [
+        ("0", [], ["daemon-reload", "enable emocam.service", "restart emocam.service"]),
+        ("1", [], []),
+        ("0", ["--uninstall"], ["disable --now emocam.service", "daemon-reload"]),
+        ("1", ["--uninstall"], []),
+    ],
+)
+def test_systemctl_runs_only_where_systemd_is_pid_1(
+    sandbox: Sandbox, offline: str, action: list[str], steps: list[str]
+) -> None:
+    env = {**sandbox.env, "SYSTEMD_OFFLINE": offline}
+    result = _in_a_booted_system(["bash", str(INSTALLER), "--dry-run", *action], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert [line.removeprefix("+ systemctl ") for line in out.splitlines() if line.startswith("+ systemctl")] == steps
+    if not action:
+        last = out.splitlines()[-1]
+        assert last.endswith(FIRST_BOOT + "emocam") if steps == [] else FIRST_BOOT not in out
     assert sandbox.executed() == ""
 
 
