@@ -382,8 +382,8 @@ main() {
     esac
     (($# <= 1)) || { printf 'usage: bash tests/arm64/run.sh [CLIP]\n' >&2; exit 2; }
     if (($#)); then
+        [[ -f $1 ]] || { printf 'tests/arm64/run.sh: no such clip: %s\n' "$1" >&2; exit 2; }
         clip=$(realpath "$1")
-        [[ -f $clip ]] || { printf 'tests/arm64/run.sh: no such clip: %s\n' "$1" >&2; exit 2; }
     fi
     preconditions
     # Second to everything else on the machine (a CI runner, a training job).
