@@ -131,6 +131,13 @@ def test_runs_unprivileged_with_the_camera_visible() -> None:
     assert _one("Service", "ProtectSystem") == "strict"
 
 
+def test_memory_is_bounded_with_and_without_the_memory_cgroup() -> None:
+    # MemoryMax= works where the memory cgroup is on; stock Raspberry Pi kernels boot with
+    # cgroup_disable=memory, where only the per-process rlimit is enforced.
+    assert _one("Service", "MemoryMax") == "400M"
+    assert _one("Service", "LimitDATA") == "512M"
+
+
 def test_password_is_a_credential_with_a_fallback() -> None:
     assert _one("Service", "LoadCredential") == "mqtt_password:/etc/emocam/mqtt_password"
     # Same id in SetCredential= makes a missing password file non-fatal.
