@@ -4,10 +4,10 @@
     python bench/benchmark.py --json     # the same numbers as JSON
 
 It composes two 640x480 MJPG clips from the bundled sample (one face; three faces), plays each
-through the real daemon (emocam.edge.daemon.Daemon with the real detector, aligner, int8 classifier and
+through the real daemon (emocam.edge.service.daemon.Daemon with the real detector, aligner, int8 classifier and
 tracker) as fast as possible, and reads the per-stage medians the daemon itself measures. The
 process is pinned to one core and every interpreter uses num_threads=1. Start-up is timed from
-spawning `emocam run` (through emocam.edge.cli.main) to the end of its first processed frame.
+spawning `emocam run` (through emocam.edge.service.cli.main) to the end of its first processed frame.
 
 Targets (issue 3): >= 30 fps with one face on one core, peak RSS < 150 MB, start-up < 1 s.
 Timings on a shared VM are noisy: run it twice, and compare numbers from the same machine only.
@@ -34,10 +34,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emocam.edge.config import parse_config  # noqa: E402
-from emocam.edge.daemon import Daemon, build_pipeline  # noqa: E402
-from emocam.edge.publishers import StdoutPublisher  # noqa: E402
-from emocam.edge.sources import SAMPLE_CLIP, SystemClock, VideoFileSource  # noqa: E402
+from emocam.edge.capture.factory import SAMPLE_CLIP  # noqa: E402
+from emocam.edge.capture.files import VideoFileSource  # noqa: E402
+from emocam.edge.capture.frames import SystemClock  # noqa: E402
+from emocam.edge.mqtt.publishing import StdoutPublisher  # noqa: E402
+from emocam.edge.service.config import parse_config  # noqa: E402
+from emocam.edge.service.daemon import Daemon, build_pipeline  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 BACKDROP = (110, 100, 90)
@@ -138,7 +140,7 @@ def run_clip(clip: Path, faces: int) -> dict[str, Any]:
 
 def classify_per_face(pipeline: Any, clip: Path, faces: int, repeats: int = 300) -> float:
     """Median ms per face of one classifier call on all the faces of a frame of ``clip``."""
-    from emocam.edge.align import align_face
+    from emocam.edge.vision.align import align_face
 
     capture = cv2.VideoCapture(str(clip))
     ok, frame = capture.read()
@@ -159,14 +161,14 @@ def classify_per_face(pipeline: Any, clip: Path, faces: int, repeats: int = 300)
 
 _PROBE = """
 import sys
-import emocam.edge.daemon
-original = emocam.edge.daemon.Daemon._process
+import emocam.edge.service.daemon
+original = emocam.edge.service.daemon.Daemon._process
 def first_frame(self, frame):
     original(self, frame)
     sys.stderr.write("BENCH_FIRST_FRAME\\n"); sys.stderr.flush()
     self.request_stop("benchmark")
-emocam.edge.daemon.Daemon._process = first_frame
-from emocam.edge.cli import main
+emocam.edge.service.daemon.Daemon._process = first_frame
+from emocam.edge.service.cli import main
 sys.exit(main(["run", "--source", sys.argv[1], "--no-realtime"]))
 """
 

@@ -1,4 +1,4 @@
-"""Measure how FER-2013 frames its faces, and how emocam.edge.align's crops compare; time the detectors.
+"""Measure how FER-2013 frames its faces, and how emocam.edge.vision.align's crops compare; time the detectors.
 
     python bench/crop_framing.py [FER2013_ZIP] [--count N]
 
@@ -10,7 +10,7 @@ mesh ``face_landmark.tflite`` is the ruler: it works on a face crop directly, FE
 Ruler: eye centre = mean of the mesh's 16 eye-contour points. Two views of each crop (as is, and
 with a 1/8 replicated border) must agree on both eyes within 1 px at 48 px, or the crop is skipped.
 Reported per set: inter-ocular distance / crop width, eye-midpoint x / width and y / height, roll.
-The medians for FER-2013 set the constants in edge/align.py.
+The medians for FER-2013 set the constants in edge/vision/align.py.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emocam.edge import align
-from emocam.edge.align import align_face
-from emocam.edge.detectors.blazeface import BlazeFaceDetector, default_model_path
-from emocam.edge.detectors.haar import HaarFaceDetector
-from emocam.edge.faces import Face
-from emocam.edge.tflite_runtime import make_interpreter
+from emocam.edge.vision import align
+from emocam.edge.vision.align import align_face
+from emocam.edge.vision.detectors.blazeface import BlazeFaceDetector, default_model_path
+from emocam.edge.vision.detectors.haar import HaarFaceDetector
+from emocam.edge.vision.faces import Face
+from emocam.edge.vision.tflite_runtime import make_interpreter
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "fer2013.zip"
 MESH_SIZE = 192
@@ -196,8 +196,8 @@ def aligned_framing(mesh: FaceMesh, frames: list[tuple[str, np.ndarray]]) -> dic
         if not name.startswith("lfw"):
             print(f"  {name}: blazeface {len(found)} face(s) -> {by_eyes[-1] if len(found) == 1 else '-'}")
             print(f"  {name}: haar {len(boxes)} face(s) -> {by_box[-1] if len(boxes) == 1 else '-'}")
-    summarize("emocam.edge.align crops from Haar boxes (astronaut x3, LFW subset)", by_box)
-    return summarize("emocam.edge.align crops from BlazeFace eyes (astronaut x3, LFW subset)", by_eyes)
+    summarize("emocam.edge.vision.align crops from Haar boxes (astronaut x3, LFW subset)", by_box)
+    return summarize("emocam.edge.vision.align crops from BlazeFace eyes (astronaut x3, LFW subset)", by_eyes)
 
 
 def suggest(fer: dict[str, float], ours: dict[str, float]) -> None:
@@ -208,7 +208,7 @@ def suggest(fer: dict[str, float], ours: dict[str, float]) -> None:
     """
     if not fer or not ours:
         return
-    print("\nSuggested emocam.edge.align constants (current -> suggested):")
+    print("\nSuggested emocam.edge.vision.align constants (current -> suggested):")
     distance = align.EYE_DISTANCE * fer["eye_distance"] / ours["eye_distance"]
     print(f"  EYE_DISTANCE {align.EYE_DISTANCE:.3f} -> {distance:.3f}")
     print(f"  EYE_LINE_X   {align.EYE_LINE_X:.3f} -> {align.EYE_LINE_X + fer['mid_x'] - ours['mid_x']:.3f}")
@@ -288,7 +288,7 @@ def main() -> None:
     fer = summarize("FER-2013 train crops", [mesh.framing(c) for c in crops])
     haar_box_framing(crops)
     border_bars(crops)
-    print("\nReal photos through emocam.edge.align:")
+    print("\nReal photos through emocam.edge.vision.align:")
     suggest(fer, aligned_framing(mesh, real_faces()))
     roll_stability()
     timings()

@@ -6,7 +6,7 @@
     python bench/fleet_load.py --broker mqtt://127.0.0.1:1883 --json
 
 Each camera is a real MQTT connection (paho-mqtt, MQTT 5 unless ``--protocol 3.1.1``) that
-publishes schema-1 events built by ``emocam.edge.events.event_payload`` on ``emocam/<device>/events``:
+publishes schema-1 events built by ``emocam.edge.mqtt.wire.event_payload`` on ``emocam/<device>/events``:
 event k of a camera has ``face`` = ``seq`` = k, so every line a listener prints names the event
 it relays. All cameras share one epoll loop on this thread. ``--rate 0`` (the default) is "as
 fast as acknowledged": each camera keeps ``--window`` messages unacknowledged (QoS 0: unwritten).
@@ -53,8 +53,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emocam.edge.events import EmotionEvent, event_payload  # noqa: E402
-from emocam.edge.publishers import parse_broker_url  # noqa: E402
+from emocam.edge.mqtt.settings import parse_broker_url  # noqa: E402
+from emocam.edge.mqtt.wire import EmotionEvent, event_payload  # noqa: E402
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 READY_TIMEOUT = 20.0  # seconds for the broker and the listeners to be ready

@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emocam.edge.classifier import EmotionClassifier  # noqa: E402
+from emocam.edge.vision.classifier import EmotionClassifier  # noqa: E402
 
 
 def time_calls(classifier: EmotionClassifier, faces: np.ndarray, rounds: int) -> list[float]:

@@ -5,7 +5,7 @@
 Prints the median and 90th-percentile microseconds per ``parse_message`` call for an event, a
 state with three faces and a stats message (bytes off the wire to a typed object), the same for a
 bare ``json.loads`` in the same run as the reference, and the process's peak RSS after importing
-``emocam.edge.listen`` (what ``emocam listen`` holds before its first message).
+``emocam.edge.mqtt.listen`` (what ``emocam listen`` holds before its first message).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import emocam.edge.listen  # noqa: E402,F401  (its imports are what `emocam listen` loads)
-from emocam.edge.events import EmotionEvent, FaceState, event_payload, state_payload  # noqa: E402
+import emocam.edge.mqtt.listen  # noqa: E402,F401  (its imports are what `emocam listen` loads)
+from emocam.edge.mqtt.wire import EmotionEvent, FaceInView, event_payload, state_payload  # noqa: E402
 from emocam.edge.payloads import parse_message  # noqa: E402
 
 LABELS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
@@ -32,7 +32,7 @@ SCORES = (0.02, 0.03, 0.8, 0.1, 0.03, 0.02)
 def samples() -> dict[str, tuple[str, bytes]]:
     event = EmotionEvent("changed", 3, "happy", 0.8, LABELS, SCORES, (0.1, 0.2, 0.2, 0.25), 1.7e9, "neutral")
     scores = dict(zip(LABELS, SCORES, strict=True))
-    faces = [FaceState(i, "happy", 0.8, (0.1 * i, 0.1, 0.1, 0.1), scores) for i in (1, 2, 3)]
+    faces = [FaceInView(i, "happy", 0.8, (0.1 * i, 0.1, 0.1, 0.1), scores) for i in (1, 2, 3)]
     stats = {"schema": 1, "ts": "2026-11-05T12:00:30.000Z", "device": "kitchen", "model": "1.0", "uptime_s": 30.0,
              "fps": 29.8, "faces": 2, "frames": 894, "latency_ms": {"detect": 6.2}, "rss_mb": 96.5,
              "mqtt": {"published": 41, "dropped": 0, "queued": 0, "connected": True, "reconnects": 0}}
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20000)
     args = parser.parse_args()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS after importing emocam.edge.listen: {peak_mb:.1f} MB")
+    print(f"peak RSS after importing emocam.edge.mqtt.listen: {peak_mb:.1f} MB")
     print(f"{'message':16} {'bytes':>6} {'parse µs p50':>13} {'p90':>7} {'json.loads µs':>14} {'ratio':>6}")
     for name, (topic, payload) in samples().items():
         parse = timed(lambda topic=topic, payload=payload: parse_message(topic, payload), args.rounds)

@@ -38,9 +38,9 @@ from emocam.convert.quantize import (
     write_model,
 )
 from emocam.convert.verify import Comparison, check_drop, compare, predict_all
-from emocam.edge.classifier import EmotionClassifier
 from emocam.edge.errors import EmocamError
-from emocam.edge.model_info import write_model_info
+from emocam.edge.vision.classifier import EmotionClassifier
+from emocam.edge.vision.model_info import write_model_info
 from emocam.train.calibration import expected_calibration_error
 from emocam.train.config import TrainConfig
 from emocam.train.data import DataError, Dataset, default_cache_dir, jpeg_reencoded, load_dataset, subset

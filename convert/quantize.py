@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from emocam.edge.errors import EmocamError
-from emocam.edge.model_info import ModelInfo, TensorSpec, file_sha256, sidecar_path, write_model_info
 from emocam.edge.native_stderr import routed_stderr
-from emocam.edge.preprocess import Preprocessing
-from emocam.edge.tflite_runtime import make_interpreter
+from emocam.edge.vision.model_info import ModelInfo, TensorSpec, file_sha256, sidecar_path, write_model_info
+from emocam.edge.vision.preprocess import Preprocessing
+from emocam.edge.vision.tflite_runtime import make_interpreter
 from emocam.train import run
 from emocam.train.run import ValidationSplit
 

@@ -1,7 +1,7 @@
 """Does the converted model still classify like the float one? Measured on a held-out split.
 
 The float reference is the Keras model; the converted model runs through
-``emocam.edge.classifier.EmotionClassifier``, the device's own inference code, so what is measured here
+``emocam.edge.vision.classifier.EmotionClassifier``, the device's own inference code, so what is measured here
 is what the Pi will do (quantization of the input, dynamic batch, dequantization of the output).
 """
 

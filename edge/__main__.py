@@ -1,5 +1,5 @@
 """``python -m emocam.edge`` is ``emocam``."""
 
-from emocam.edge.cli import main
+from emocam.edge.service.cli import main
 
 raise SystemExit(main())

@@ -11,7 +11,8 @@
         if isinstance(message, Event):
             print(message.device, message.face, message.emotion, message.confidence)
 
-The contract is docs/mqtt.md. Two rules make subscribers last across emocam upgrades:
+The contract is docs/mqtt.md; the facts it shares with the publisher (topics, schema version,
+``Box``, ``FaceInView``) live in ``emocam.edge.mqtt.wire``. Two rules make subscribers last across emocam upgrades:
 
 - A field this version does not know is kept in ``extra`` and otherwise ignored: emocam adds
   fields without changing ``schema``.
@@ -31,13 +32,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from emocam.edge.events import EVENT_TYPES, ISO_UTC, SCHEMA_VERSION
+from emocam.edge.mqtt.wire import EVENT_SCHEMA, EVENT_TYPES, ISO_UTC, SCHEMA_VERSION, TOPIC_KINDS, Box, FaceInView
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES", "SCHEMA_VERSION", "Availability", "Box", "Event", "FaceInView", "Message",
+    "PayloadError", "State", "Stats", "decode_json", "parse_event", "parse_message", "parse_state",
+    "parse_stats", "split_topic",
+]
 
 # An event is about 0.4 KB and a state with 20 faces about 5 KB: anything far bigger is not ours.
 MAX_PAYLOAD_BYTES = 64 * 1024
 # Scores are smoothed probabilities rounded to 4 places: their sum drifts a little from 1.
 _SUM_TOLERANCE = 0.05
-TOPIC_KINDS = ("events", "state", "stats", "availability")
 
 
 class PayloadError(ValueError):
@@ -46,16 +52,6 @@ class PayloadError(ValueError):
     def __init__(self, what: str, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__(f"invalid {what}: " + "; ".join(self.problems))
-
-
-@dataclass(frozen=True, slots=True)
-class Box:
-    """A face's box, normalized to the frame: 0..1, top-left origin."""
-
-    x: float
-    y: float
-    w: float
-    h: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +72,6 @@ class Event:
     extra: Mapping[str, Any] = field(default_factory=dict)
     seq: int | None = None  # the device's event number since it started; None from older emocams
     media_s: float | None = None  # seconds into the video file or image folder; None from a camera or older emocams
-
-
-@dataclass(frozen=True, slots=True)
-class FaceInView:
-    """One face of the state topic. ``scores`` is empty from emocam versions that did not send it."""
-
-    face: int
-    emotion: str
-    confidence: float
-    box: Box
-    scores: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,8 +347,7 @@ def _box(name: str, value: Any, problems: list[str]) -> Box | None:
 # ---- the three JSON payloads ----
 
 # Sets, because every field of every message is looked up in them (what is not there goes to extra).
-_EVENT_FIELDS = frozenset(("schema", "type", "ts", "device", "face", "emotion", "confidence", "scores", "box", "model",
-                           "previous", "seq", "media_s"))
+_EVENT_FIELDS = frozenset(EVENT_SCHEMA["properties"])  # one list of the event's fields: the schema's
 _STATE_FIELDS = frozenset(("schema", "ts", "device", "model", "count", "emotion", "confidence", "scores", "faces"))
 _FACE_FIELDS = frozenset(("face", "emotion", "confidence", "box", "scores"))
 _STATS_FIELDS = frozenset(("schema", "ts", "device", "model", "uptime_s", "fps", "faces", "frames", "dropped_frames",

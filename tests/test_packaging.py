@@ -28,10 +28,10 @@ DEVICE_DATA = (  # inside the source tree; the wheel has each under emocam/
     "edge/models/emocam-fer6.tflite",
     "edge/models/emocam-fer6.json",
     "edge/samples/astronaut.avi",
-    "edge/detectors/models/face_detection_short_range.tflite",
-    "edge/detectors/models/face_detection_full_range.tflite",
-    "edge/detectors/models/LICENSE",
-    "edge/detectors/models/README.md",
+    "edge/vision/detectors/models/face_detection_short_range.tflite",
+    "edge/vision/detectors/models/face_detection_full_range.tflite",
+    "edge/vision/detectors/models/LICENSE",
+    "edge/vision/detectors/models/README.md",
 )
 
 
@@ -131,7 +131,7 @@ def test_the_wheel_and_sdist_hold_the_device_data_and_no_tensorflow(dist: Path) 
     assert not [name for name in names if "__pycache__" in name]
     # One import name: nothing called edge, train, convert or tests at the top of site-packages.
     assert {name.split("/")[0] for name in names} == {"emocam", f"emocam-{emocam.__version__}.dist-info"}
-    assert {"emocam/train/fit.py", "emocam/convert/cli.py", "emocam/edge/cli.py"} <= names
+    assert {"emocam/train/fit.py", "emocam/convert/cli.py", "emocam/edge/service/cli.py"} <= names
     base = [req for req in metadata.get_all("Requires-Dist") or [] if "extra ==" not in req]
     assert base and not [req for req in base if req.lower().startswith(("tensorflow", "keras", "face-detection"))]
     with tarfile.open(sdist) as archive:
@@ -166,4 +166,4 @@ def test_the_installed_wheel_runs_the_sample_on_its_own_files(dist: Path, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == ["appeared", "left"]
-    assert f"BlazeFace short-range model {site}/emocam/edge/detectors/models/" in result.stderr
+    assert f"BlazeFace short-range model {site}/emocam/edge/vision/detectors/models/" in result.stderr

@@ -51,7 +51,7 @@ def test_resume_continues_from_the_checkpoint(smoke_run: Path) -> None:
 
 def test_convert_to_int8_and_run_on_the_device_code(smoke_run: Path, fer2013: Path, tmp_path: Path) -> None:
     from emocam.convert.cli import main as convert_main
-    from emocam.edge.classifier import EmotionClassifier
+    from emocam.edge.vision.classifier import EmotionClassifier
     from emocam.train.data import load_dataset
 
     out = tmp_path / "smoke.tflite"

@@ -1,7 +1,7 @@
 """The network architectures, in one registry, so variants can be compared by name.
 
 Every model takes (S, S, 1) float pixels in 0..255 (the preprocessing contract of
-emocam.edge.preprocess) and normalizes inside, so the int8 model's input quantization is exact
+emocam.edge.vision.preprocess) and normalizes inside, so the int8 model's input quantization is exact
 (scale 1, zero point -128). Each returns softmax probabilities from a float32 layer, so a model
 trained with mixed precision still ends in a float32 softmax.
 

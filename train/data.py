@@ -7,7 +7,7 @@ Accepted layouts (``load_dataset`` tells them apart by looking, not by flags):
     fer2013.csv                       emotion,pixels,Usage (Training / PublicTest / PrivateTest)
     DATA/<class>/*.png|jpg            a user's own labelled faces (any size, colour or gray)
 
-Every image goes through ``emocam.edge.preprocess.prepare_face``, the same function the device uses.
+Every image goes through ``emocam.edge.vision.preprocess.prepare_face``, the same function the device uses.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from emocam.edge.errors import EmocamError
-from emocam.edge.preprocess import Preprocessing, prepare_face
+from emocam.edge.vision.preprocess import Preprocessing, prepare_face
 
 if TYPE_CHECKING:
     from emocam.train.config import TrainConfig
@@ -63,7 +63,7 @@ class DataError(EmocamError):
 
 @dataclass(frozen=True)
 class Dataset:
-    images: np.ndarray  # (N, size, size) uint8, through emocam.edge.preprocess.prepare_face
+    images: np.ndarray  # (N, size, size) uint8, through emocam.edge.vision.preprocess.prepare_face
     labels: np.ndarray  # (N,) int64 index into label_names
     label_names: tuple[str, ...]
     source: str

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from emocam.edge.errors import EmocamError
-from emocam.edge.preprocess import Preprocessing
+from emocam.edge.vision.preprocess import Preprocessing
 from emocam.train import run
 from emocam.train.augment import augmented_batches
 from emocam.train.config import TrainConfig, TrainConfigError, add_arguments, from_arguments, validate

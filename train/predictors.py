@@ -1,6 +1,6 @@
 """One interface over both model kinds, so a .keras and its int8 .tflite are scored the same way.
 
-``load_predictor`` takes a ``.tflite`` (run by ``emocam.edge.classifier.EmotionClassifier``, the device's
+``load_predictor`` takes a ``.tflite`` (run by ``emocam.edge.vision.classifier.EmotionClassifier``, the device's
 own inference code, so verification measures what the Pi will do), a ``.keras`` or a training run
 directory (its ``best.keras``). Every predictor maps (N, 48, 48) uint8 faces to (N, C) float32
 probabilities in ``labels`` order. Keras is imported only when a .keras model is loaded.
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from emocam.edge.errors import EmocamError, ModelError
-from emocam.edge.preprocess import Preprocessing, stack_faces
+from emocam.edge.vision.preprocess import Preprocessing, stack_faces
 from emocam.train import run
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class TflitePredictor:
     """A .tflite model run by the device's ``EmotionClassifier`` (quantization handled there)."""
 
     def __init__(self, path: Path, num_threads: int = 0, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        from emocam.edge.classifier import EmotionClassifier
+        from emocam.edge.vision.classifier import EmotionClassifier
 
         self.path = Path(path)
         self.batch_size = batch_size

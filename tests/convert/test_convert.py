@@ -20,9 +20,9 @@ import pytest
 
 from emocam.convert import cli, quantize
 from emocam.convert.quantize import pin_input_range, representative_indices
-from emocam.edge.classifier import EmotionClassifier
-from emocam.edge.model_info import file_sha256, load_model_info, sidecar_path
-from emocam.edge.preprocess import Preprocessing
+from emocam.edge.vision.classifier import EmotionClassifier
+from emocam.edge.vision.model_info import file_sha256, load_model_info, sidecar_path
+from emocam.edge.vision.preprocess import Preprocessing
 from emocam.train.data import SIX_CLASSES
 
 requires_tf = pytest.mark.skipif(

@@ -35,9 +35,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from emocam.edge.events import EmotionEvent, event_payload
+from emocam.edge.capture.factory import SAMPLE_CLIP
+from emocam.edge.mqtt.wire import EmotionEvent, event_payload
 from emocam.edge.payloads import Event, parse_event
-from emocam.edge.sources import SAMPLE_CLIP
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 5.0
@@ -435,6 +435,6 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def blazeface():
-    from emocam.edge.detectors.blazeface import BlazeFaceDetector
+    from emocam.edge.vision.detectors.blazeface import BlazeFaceDetector
 
     return BlazeFaceDetector()

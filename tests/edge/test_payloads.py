@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from emocam.edge.events import EVENT_SCHEMA, EmotionEvent, FaceState, event_payload, state_payload
+from emocam.edge.mqtt.wire import EVENT_SCHEMA, EmotionEvent, FaceInView, event_payload, state_payload
 from emocam.edge.payloads import (
     MAX_PAYLOAD_BYTES,
     Availability,
@@ -168,7 +168,7 @@ def test_malformed_bytes_are_refused_clearly(payload: bytes, message: str) -> No
 
 
 def test_topics_route_to_the_right_type() -> None:
-    face = FaceState(4, "happy", 0.9, (0.5, 0.5, 0.3, 0.3), {"happy": 0.9, "sad": 0.1})
+    face = FaceInView(4, "happy", 0.9, (0.5, 0.5, 0.3, 0.3), {"happy": 0.9, "sad": 0.1})
     state = parse_message("emocam/kitchen/state", wire(state_payload([face], "kitchen", "1.2", TS.timestamp())))
     assert isinstance(state, State)
     assert (state.count, state.emotion, state.confidence, state.scores) == (1, "happy", 0.9, {"happy": 0.9, "sad": 0.1})
@@ -190,7 +190,7 @@ def test_topics_route_to_the_right_type() -> None:
 
 
 def test_state_consistency_is_checked() -> None:
-    face = FaceState(1, "sad", 0.7, (0.1, 0.1, 0.2, 0.2), {"happy": 0.3, "sad": 0.7})
+    face = FaceInView(1, "sad", 0.7, (0.1, 0.1, 0.2, 0.2), {"happy": 0.3, "sad": 0.7})
     made = state_payload([face], "kitchen", "1.0", TS.timestamp())
     with pytest.raises(PayloadError, match="count=3 but faces lists 1"):
         parse_message("emocam/kitchen/state", wire({**made, "count": 3}))

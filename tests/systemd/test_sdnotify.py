@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emocam.edge.sdnotify import SystemdNotifier
+from emocam.edge.service.sdnotify import SystemdNotifier
 
 
 def _receive(sock: socket.socket) -> list[str]:
@@ -120,7 +120,7 @@ def test_send_failures_are_logged_once_and_never_raised(tmp_path: Path, caplog: 
     # Nothing listens there: sendto fails with ENOENT on every call.
     env = {"NOTIFY_SOCKET": str(tmp_path / "gone"), "WATCHDOG_USEC": "2000000"}
     notifier = SystemdNotifier.from_env(env)
-    with caplog.at_level(logging.DEBUG, logger="emocam.edge.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="emocam.edge.service.sdnotify"):
         notifier.ready()
         assert not notifier.ping_watchdog(0.0)
         notifier.stopping()

@@ -39,8 +39,8 @@ START_TIMEOUT = 60.0  # model + detector load on a busy 2-core machine
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        importlib.util.find_spec("emocam.edge.daemon") is None or importlib.util.find_spec("emocam.edge.cli") is None,
-        reason="the daemon (emocam.edge.daemon, emocam.edge.cli) is not there yet",
+        any(importlib.util.find_spec(m) is None for m in ("emocam.edge.service.daemon", "emocam.edge.service.cli")),
+        reason="the daemon (emocam.edge.service.daemon, emocam.edge.service.cli) is not there yet",
     ),
 ]
 
@@ -132,7 +132,7 @@ def _start(tmp_path: Path, source: Path, env: dict[str, str], *extra: str) -> su
     config = tmp_path / "emocam.toml"
     config.write_text(BASE_CONFIG)
     # The console script's entry point, as /opt/emocam/venv/bin/emocam runs it.
-    command = [sys.executable, "-c", "import sys; from emocam.edge.cli import main; sys.exit(main())"]
+    command = [sys.executable, "-c", "import sys; from emocam.edge.service.cli import main; sys.exit(main())"]
     args = ["run", "--config", str(config), "--source", str(source), "--device-id", "systemd-test", *extra]
     # stdout (events) and stderr (log) to files: a full pipe would stall the loop by itself.
     with open(tmp_path / "stdout", "wb") as out, open(tmp_path / "stderr", "wb") as err:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emocam.edge.model_info import BUNDLED_MODEL
+from emocam.edge.vision.model_info import BUNDLED_MODEL
 from emocam.train.data import Dataset, load_dataset, split_validation
 from emocam.train.evaluate import evaluate, main
 from emocam.train.predictors import EvaluationError, TflitePredictor, ensemble, load_predictor, with_flip_tta
