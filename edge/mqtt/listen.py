@@ -40,6 +40,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from emocam.edge.closed_stdout import discard_stdout
 from emocam.edge.errors import ConfigError
 from emocam.edge.log_limit import LogLimiter
 from emocam.edge.mqtt.client import make_client
@@ -181,21 +182,37 @@ class Listener:
                                    properties=self._connect_properties())
         self._network.start()
         window = SummaryWindow(time.time())
+        reader_gone = False
         try:
             while not self.stop.is_set():
                 if self.summary and time.time() - window.start >= self.summary:
                     window = self._flush_window(window)
                 if not self._print_batch(window):
                     self._idle()
+        except BrokenPipeError:
+            reader_gone = True  # `emocam listen | head -n 5`: the reader has what it wanted
         finally:
             self._disconnect()
-            while self._print_batch(window):  # what arrived before the disconnect
+            if not reader_gone:
+                reader_gone = not self._drain(window)
+        if reader_gone:
+            discard_stdout()  # the buffered rest and the flush at exit go nowhere, without an error
+            log.info("standard output was closed by its reader; stopped%s", self._totals())
+        else:
+            log.info("stopped%s", self._totals())
+        return 0
+
+    def _drain(self, window: SummaryWindow) -> bool:
+        """Print what arrived before the disconnect; False when the reader of stdout has gone."""
+        try:
+            while self._print_batch(window):
                 pass
             if self.summary:
                 self._flush_window(window)  # the partial window at Ctrl-C is worth seeing too
             self._flush()
-        log.info("stopped%s", self._totals())
-        return 0
+        except BrokenPipeError:
+            return False
+        return True
 
     def _connect_properties(self) -> Properties | None:
         if not self._v5:

@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 
 from emocam import __version__
+from emocam.edge.closed_stdout import discard_stdout, stdout_usable
 from emocam.edge.errors import ConfigError, EmocamError
 from emocam.edge.mqtt.publishing import Payload, Publisher, StdoutPublisher
 from emocam.edge.mqtt.settings import MqttSettings
@@ -130,7 +131,7 @@ def _check_config(args: argparse.Namespace) -> int:
         sys.stdout.write(to_json(config) + "\n" if args.json else to_toml(config))
         sys.stdout.flush()  # here, not at exit, where a closed pipe could no longer be handled
     except BrokenPipeError:
-        _discard_stdout()  # `check-config | head -n 3`: the reader had what it wanted
+        discard_stdout()  # `check-config | head -n 3`: the reader had what it wanted
     log.info("config OK; model %s v%s (%s)", config.model.resolved_path, info.version, ", ".join(info.labels))
     return 0
 
@@ -170,20 +171,6 @@ def _remove_discovery(args: argparse.Namespace) -> int:
         "Home Assistant entities of %s removed; set [mqtt] ha_discovery = false to keep them away", settings.device_id
     )
     return 0
-
-
-def _discard_stdout() -> None:
-    """Point file descriptor 1 at /dev/null, as Python's docs advise after a BrokenPipeError: what
-    is still buffered, and the flush at exit, then go nowhere instead of failing again."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return  # not a real file (a test capturing stdout): nothing to redirect
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
 
 
 class _UntilStdoutCloses:
@@ -268,6 +255,11 @@ def _run(args: argparse.Namespace) -> int:
         "source.realtime": False if args.no_realtime else None,
     }
     config = _load(args, flags)
+    if config.mqtt_settings() is None and not stdout_usable():
+        raise ConfigError(
+            "no broker is set ([mqtt] url is empty), so events go to standard output, but standard output "
+            "is closed; set [mqtt] url or --broker, or run emocam with a standard output"
+        )
     log.info("emocam %s starting as device %s", __version__, config.device_id)
     pipeline = build_pipeline(config)  # the model is checked before any camera is touched
     info = pipeline.classifier.info
@@ -276,7 +268,7 @@ def _run(args: argparse.Namespace) -> int:
 
         def stdout_closed() -> None:
             log.info("standard output was closed by its reader; stopping")
-            _discard_stdout()
+            discard_stdout()
             signals.daemon.request_stop("standard output closed")
 
         publisher = _UntilStdoutCloses(publisher, stdout_closed)

@@ -14,7 +14,7 @@ import pytest
 EDGE = Path(__file__).resolve().parents[2] / "edge"
 # A wing may import the wings before it; the shared modules import no wing at all.
 WING_ORDER = ("capture", "vision", "tracking", "mqtt", "service")
-SHARED = ("errors", "field_checks", "log_limit", "native_stderr")
+SHARED = ("closed_stdout", "errors", "field_checks", "log_limit", "native_stderr")
 # The two edges across the order, each for a reason: the tracker builds the wire contract's values
 # (EmotionEvent, FaceInView, Box) so nothing converts them on the way out; `emocam listen` is a
 # subscriber and reads payloads through the public subscriber API, as users' code does.

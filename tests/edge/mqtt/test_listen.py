@@ -59,6 +59,32 @@ def test_readable_and_json_lines_from_a_running_daemon(mqtt_broker: Broker, uniq
     assert len(raw.lines) == 2  # --json keeps stdout to event JSON only
 
 
+@pytest.mark.broker
+def test_listen_piped_into_head_stops_with_exit_0(mqtt_broker: Broker, unique_id: str, tmp_path: Path) -> None:
+    # head leaves after the first line ("is online"); the next line listen writes meets the closed
+    # pipe: a clean stop, as `emocam run | head` is, not a BrokenPipeError traceback.
+    command = (f'"{sys.executable}" -m edge listen --broker {mqtt_broker.url} --device {unique_id} | head -n 1; '
+               'exit "${PIPESTATUS[0]}"')
+    process = subprocess.Popen(["bash", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=REPO, env=clean_env())
+    assert process.stderr is not None
+    seen = []
+    try:
+        while not any("subscribed to" in line for line in seen):  # listen prints nothing before an event
+            line = process.stderr.readline()
+            assert line, f"listen ended before subscribing: {seen}"
+            seen.append(line)
+        run_daemon(mqtt_broker, unique_id, tmp_path)
+        stdout, rest = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    stderr = "".join(seen) + rest
+    assert process.returncode == 0, stderr
+    assert stdout.strip().endswith(f"{unique_id}  is online")
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert "standard output was closed by its reader; stopped" in stderr
+
+
 def test_summary_counts_emotions_per_device_and_window(mqtt_broker: Broker, unique_id: str, tmp_path: Path,
                                                         subscribe: Any, listen: Any) -> None:
     summary = listen("--broker", mqtt_broker.url, "--summary", "2", "--json")

@@ -239,6 +239,16 @@ def test_run_piped_into_head_prints_one_event_and_exits_0() -> None:
     assert "standard output was closed by its reader" in result.stderr
 
 
+def test_run_with_stdout_closed_and_no_broker_says_events_would_go_nowhere() -> None:
+    # `emocam run >&-`: not a reader that left, but no place for the events from the start.
+    result = subprocess.run(["bash", "-c", f'exec "{sys.executable}" -m edge run --source "{SAMPLE_CLIP}" >&-'],
+                            capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO, env=clean_env())
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("ERROR emocam: no broker is set ([mqtt] url is empty)")
+    assert "set [mqtt] url or --broker" in result.stderr
+
+
 def test_check_config_into_a_closed_pipe_exits_0_without_a_traceback() -> None:
     code, stderr = run_with_stdout_closed("check-config")
     assert code == 0, stderr
