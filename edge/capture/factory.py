@@ -26,8 +26,14 @@ _V4L2_NODE = re.compile(r"^video(\d+)$")
 
 
 
-def make_source(config: SourceConfig, clock: Clock, sample: Path = SAMPLE_CLIP) -> FrameSource:
-    """Build (not open) the source ``config.name`` names; ``auto`` probes for a camera."""
+def make_source(config: SourceConfig, clock: Clock, sample: Path | None = None) -> FrameSource:
+    """Build (not open) the source ``config.name`` names; ``auto`` probes for a camera.
+
+    ``sample`` is what ``auto`` plays when there is no camera: the interactive demo passes the
+    bundled clip. Without it (the service, any run with a config file) no camera is a SourceError,
+    exit 4, so systemd restarts the service until the camera is there, and a user's Home Assistant
+    never gets the sample's events as if they were the kitchen's.
+    """
     spec = config.name
     if spec == "auto":
         return _auto_source(config, clock, sample)
@@ -53,8 +59,8 @@ def make_source(config: SourceConfig, clock: Clock, sample: Path = SAMPLE_CLIP) 
     )
 
 
-def _auto_source(config: SourceConfig, clock: Clock, sample: Path) -> FrameSource:
-    """picamera2 if it finds a camera, else the first V4L2 capture device, else the bundled sample."""
+def _auto_source(config: SourceConfig, clock: Clock, sample: Path | None) -> FrameSource:
+    """picamera2 if it finds a camera, else the first V4L2 capture device, else ``sample`` if given."""
     from emocam.edge.capture.picamera import Picamera2Camera, picamera2_cameras
 
     cameras, why_not = picamera2_cameras()
@@ -65,11 +71,13 @@ def _auto_source(config: SourceConfig, clock: Clock, sample: Path) -> FrameSourc
     if index is not None:
         log.info("auto source: V4L2 camera /dev/video%d", index)
         return LiveSource(OpenCVCamera(index, config.width, config.height, config.fps))
-    log.warning(
-        "no camera found (picamera2: %s; V4L2: no /dev/video* capture device); playing the bundled "
-        "sample %s instead. Connect a camera, or pass --source",
-        why_not, sample,
-    )
+    missing = f"no camera found (picamera2: {why_not}; V4L2: no /dev/video* capture device)"
+    if sample is None:
+        raise SourceError(
+            f"{missing}; connect a camera (and check that the emocam user is in the video group), or set "
+            "[source] name to a device, stream, file or folder"
+        )
+    log.warning("%s; playing the bundled sample %s instead. Connect a camera, or pass --source", missing, sample)
     return VideoFileSource(sample, config.realtime, clock)
 
 

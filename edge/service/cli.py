@@ -29,7 +29,7 @@ from emocam.edge.closed_stdout import discard_stdout, stdout_usable
 from emocam.edge.errors import ConfigError, EmocamError
 from emocam.edge.mqtt.publishing import Payload, Publisher, StdoutPublisher
 from emocam.edge.mqtt.settings import MqttSettings
-from emocam.edge.service.config import ENV_OVERRIDES, Config, load_config, to_json, to_toml
+from emocam.edge.service.config import CONFIG_ENV, ENV_OVERRIDES, Config, load_config, to_json, to_toml
 
 log = logging.getLogger("emocam")
 
@@ -112,6 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 0  # Ctrl-C before the signal handlers were in place
+
+
+def _is_demo(args: argparse.Namespace) -> bool:
+    """The interactive demo: ``emocam run`` with no config file, no source given, not under systemd.
+
+    Only then does ``source = auto`` fall back to the bundled sample when there is no camera.
+    systemd sets $INVOCATION_ID for every unit it starts.
+    """
+    chosen = args.config or os.environ.get(CONFIG_ENV) or args.source or os.environ.get("EMOCAM_SOURCE")
+    return not chosen and "INVOCATION_ID" not in os.environ
 
 
 def _load(args: argparse.Namespace, flags: dict[str, Any]) -> Config:
@@ -243,7 +253,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signals.on_reload)
 
     # Heavy imports (OpenCV, LiteRT) only for the command that needs them.
-    from emocam.edge.capture.factory import make_source
+    from emocam.edge.capture.factory import SAMPLE_CLIP, make_source
     from emocam.edge.capture.frames import SystemClock
     from emocam.edge.service.daemon import Daemon, build_pipeline, build_publisher
     from emocam.edge.service.sdnotify import SystemdNotifier
@@ -273,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
 
         publisher = _UntilStdoutCloses(publisher, stdout_closed)
     clock = SystemClock()
-    source = make_source(config.source, clock)
+    source = make_source(config.source, clock, sample=SAMPLE_CLIP if _is_demo(args) else None)
     with SystemdNotifier.from_env(os.environ) as notifier:
         daemon = Daemon(
             pipeline, publisher, source, notifier=notifier, clock=clock,

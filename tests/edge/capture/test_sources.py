@@ -276,7 +276,7 @@ def test_opencv_camera_that_does_not_exist_is_a_clear_source_error() -> None:
         OpenCVCamera(63, 640, 480, 30).open()
 
 
-def test_auto_without_any_camera_plays_the_sample_and_says_so(
+def test_auto_without_any_camera_plays_the_sample_only_when_given_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import emocam.edge.capture.factory
@@ -284,10 +284,13 @@ def test_auto_without_any_camera_plays_the_sample_and_says_so(
     # This machine has neither picamera2 nor /dev/video*; pin that down so the test means it.
     monkeypatch.setattr(emocam.edge.capture.factory, "first_v4l2_camera", lambda: first_v4l2_camera(tmp_path))
     with caplog.at_level(logging.WARNING):
-        source = make_source(SourceConfig(name="auto", realtime=False), FakeClock())
+        source = make_source(SourceConfig(name="auto", realtime=False), FakeClock(), sample=SAMPLE_CLIP)
     assert isinstance(source, VideoFileSource) and source.path == SAMPLE_CLIP
     assert "no camera found (picamera2: " in caplog.text
     assert "Connect a camera, or pass --source" in caplog.text
+    # The service and every run with a config file: no sample, a clear SourceError (exit 4).
+    with pytest.raises(SourceError, match=r"^no camera found \(picamera2: .*\); connect a camera .*video group"):
+        make_source(SourceConfig(name="auto"), FakeClock())
 
 
 def test_first_v4l2_camera_skips_nodes_that_are_not_capture_devices(tmp_path: Path) -> None:

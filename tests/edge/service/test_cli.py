@@ -239,6 +239,25 @@ def test_run_piped_into_head_prints_one_event_and_exits_0() -> None:
     assert "standard output was closed by its reader" in result.stderr
 
 
+@pytest.mark.skipif(any(Path("/dev").glob("video*")), reason="this machine has a V4L2 device")
+@pytest.mark.parametrize("how", ["config file", "systemd", "demo"])
+def test_no_camera_plays_the_sample_only_in_the_demo(how: str, tmp_path: Path) -> None:
+    # A Pi whose camera is missing must not send the sample's "happy" to Home Assistant as if it
+    # were the kitchen's: under systemd, or with a config file, it is exit 4 and one line.
+    config = tmp_path / "emocam.toml"
+    config.write_text('[source]\nname = "auto"\nrealtime = false\n')
+    args = ("run", "--config", str(config)) if how == "config file" else ("run", "--no-realtime")
+    result = emocam(*args, env={"INVOCATION_ID": "0123abcd"} if how == "systemd" else None)
+    assert "Traceback" not in result.stderr
+    if how == "demo":
+        assert result.returncode == 0, result.stderr
+        assert "playing the bundled sample" in result.stderr and '"type":"appeared"' in result.stdout
+    else:
+        assert result.returncode == 4, result.stderr
+        assert result.stdout == ""
+        assert result.stderr.strip().splitlines()[-1].startswith("ERROR emocam: no camera found (picamera2: ")
+
+
 def test_run_with_stdout_closed_and_no_broker_says_events_would_go_nowhere() -> None:
     # `emocam run >&-`: not a reader that left, but no place for the events from the start.
     result = subprocess.run(["bash", "-c", f'exec "{sys.executable}" -m edge run --source "{SAMPLE_CLIP}" >&-'],
