@@ -27,7 +27,8 @@
 # Environment: ARM64_CACHE (default /var/cache/emocam-arm64), ARM64_CPU (cortex-a72, a Pi 4;
 # cortex-a76, a Pi 5), ARM64_MIRROR (default http://deb.debian.org/debian), ARM64_SOURCE (the
 # emocam tree to install, default this checkout), ARM64_KEEP=1 keeps the work folder,
-# ARM64_TOLERANCE_SCORE / _BOX / _FRAME override the tolerances above. It runs at nice 19.
+# ARM64_STEP_LIMIT (seconds one step may take, default 1200), ARM64_TOLERANCE_SCORE / _BOX /
+# _FRAME override the tolerances above. It runs at nice 19.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -58,7 +59,7 @@ say() {
 
 # Stop what this script started and undo its mounts, newest first; safe to call twice.
 cleanup() {
-    local pid i
+    local pid i proc
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -66,6 +67,13 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     PIDS=()
+    # Anything still running inside this run's own root (a run cut short) would hold its mounts.
+    if [[ -n $ROOTFS ]]; then
+        for proc in /proc/[0-9]*; do
+            [[ $(readlink "$proc/root" 2>/dev/null) == "$ROOTFS" ]] && kill -9 "${proc#/proc/}" 2>/dev/null
+        done
+        ROOTFS=
+    fi
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
         umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" 2>/dev/null || true
     done
@@ -100,11 +108,17 @@ fail() {
     exit 1
 }
 
-# run LOG CMD...: CMD with its output in LOG; fail, showing LOG, if it fails.
+# run LOG CMD...: CMD with its output in LOG, for at most $STEP_LIMIT s; fail, showing LOG, if
+# it fails (124: it took too long).
+readonly STEP_LIMIT=${ARM64_STEP_LIMIT:-1200}
 run() {
     local log=$1
     shift
-    "$@" >"$log" 2>&1 || fail "$(basename "$log" .log) failed (exit $?): $*" "$log"
+    if declare -F "$1" >/dev/null; then
+        "$@" >"$log" 2>&1 || fail "$(basename "$log" .log) failed (exit $?): $*" "$log"
+    else
+        timeout --kill-after=10 "$STEP_LIMIT" "$@" >"$log" 2>&1 || fail "$(basename "$log" .log) failed (exit $?): $*" "$log"
+    fi
 }
 
 mount_here() {
@@ -112,12 +126,15 @@ mount_here() {
     MOUNTS+=("${*: -1}")
 }
 
-# in_root CMD...: CMD in the arm64 root, with a clean environment (not this host's pip config).
+# The environment of everything in the arm64 root: clean (not this host's pip config), pip
+# offline from the host-downloaded wheels, and the CPU that qemu must emulate.
+readonly ROOT_ENV=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+    TERM=dumb QEMU_CPU="$CPU" PIP_NO_INDEX=1 PIP_FIND_LINKS=/var/cache/emocam-wheels
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off)
+
+# in_root CMD...: CMD in the arm64 root, for at most $STEP_LIMIT s.
 in_root() {
-    chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        HOME=/root LANG=C.UTF-8 TERM=dumb QEMU_CPU="$CPU" \
-        PIP_NO_INDEX=1 PIP_FIND_LINKS=/var/cache/emocam-wheels PIP_DISABLE_PIP_VERSION_CHECK=1 \
-        PIP_PROGRESS_BAR=off "$@"
+    timeout --kill-after=10 "$STEP_LIMIT" chroot "$ROOTFS" /usr/bin/env -i "${ROOT_ENV[@]}" "$@"
 }
 
 preconditions() {
@@ -321,7 +338,8 @@ broker() {
     PORT=$(free_port)
     printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" \
         >"$ROOTFS/run/emocam-arm64/mosquitto.conf"
-    in_root mosquitto -c /run/emocam-arm64/mosquitto.conf >"$WORK/mosquitto.log" 2>&1 &
+    chroot "$ROOTFS" /usr/bin/env -i "${ROOT_ENV[@]}" mosquitto -c /run/emocam-arm64/mosquitto.conf \
+        >"$WORK/mosquitto.log" 2>&1 &
     PIDS+=($!)
     for ((i = 0; i < 100; i++)); do
         (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
@@ -376,7 +394,7 @@ main() {
     local clip='' names=() name
     case ${1:-} in
         -h | --help)
-            sed -n '2,32s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+            sed -n '2,33s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
             exit 0
             ;;
     esac
@@ -389,6 +407,9 @@ main() {
     # Second to everything else on the machine (a CI runner, a training job).
     renice -n 19 -p $$ >/dev/null || true
     mkdir -p "$CACHE"
+    # One run at a time per cache: a second waits for the first.
+    exec 9>"$CACHE/lock"
+    flock -w "$STEP_LIMIT" 9 || fail "another run holds $CACHE/lock"
     host_packages
     binfmt
     base_root
