@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import NamedTuple, Protocol, Self
 
 import numpy as np
 
@@ -18,9 +18,19 @@ import numpy as np
 class Frame:
     """One frame on its way through the pipeline."""
 
-    image: np.ndarray  # H x W x 3, BGR, uint8 (what OpenCV expects)
+    image: np.ndarray  # H x W x 3, BGR, uint8 (what OpenCV and the face detector take)
     timestamp: float  # seconds: monotonic capture time (live) or media time (files)
     index: int  # frames delivered by this source so far, counting from 0
+    # H x W uint8 luma, when the source has it (picamera2's YUV420 stream): the classifier's grey,
+    # taken as the sensor pipeline made it instead of from BGR, so it is the same on every CPU.
+    gray: np.ndarray | None = None
+
+
+class Picture(NamedTuple):
+    """What a camera hands over for one frame: BGR, and its luma plane when the camera gives one."""
+
+    image: np.ndarray
+    gray: np.ndarray | None = None
 
 
 class Clock(Protocol):

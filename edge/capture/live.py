@@ -14,9 +14,8 @@ import time
 from typing import Protocol
 
 import cv2
-import numpy as np
 
-from emocam.edge.capture.frames import Frame, SourceBase
+from emocam.edge.capture.frames import Frame, Picture, SourceBase
 from emocam.edge.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class Grabber(Protocol):
 
     def open(self) -> None: ...
 
-    def grab(self) -> np.ndarray: ...  # BGR uint8; raises SourceError when the device fails
+    def grab(self) -> Picture: ...  # BGR uint8 (and luma); raises SourceError when the device fails
 
     def close(self) -> None: ...
 
@@ -104,13 +103,13 @@ class LiveSource(SourceBase):
     def _capture(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                image = self._grabber.grab()
+                picture = self._grabber.grab()
             except SourceError as exc:
                 self._slot.fail(exc)
                 return
             if stop.is_set():
                 return
-            self._slot.put(Frame(image, time.monotonic(), self._index))
+            self._slot.put(Frame(picture.image, time.monotonic(), self._index, picture.gray))
             self._index += 1
 
     def read(self) -> Frame | None:
@@ -163,13 +162,13 @@ class OpenCVCamera:
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue would serve stale frames first
         self._capture = capture
 
-    def grab(self) -> np.ndarray:
+    def grab(self) -> Picture:
         if self._capture is None:
             raise SourceError(f"{self.description} is not open")
         ok, image = self._capture.read()
         if not ok or image is None:
             raise SourceError(f"{self.description} stopped delivering frames")
-        return image
+        return Picture(image)
 
     def close(self) -> None:
         if self._capture is not None:

@@ -220,7 +220,8 @@ class Daemon:
         faces: list[Face] = pipeline.detector.detect(image)
         t1 = time.perf_counter()
         prep = pipeline.classifier.info.preprocessing
-        crops = [align_face(image, face, prep) for face in faces]
+        gray = frame.gray if frame.gray is not None else image  # the camera's luma when it gave one
+        crops = [align_face(gray, face, prep) for face in faces]
         t2 = time.perf_counter()
         if crops:
             scores = pipeline.classifier.probabilities(crops)

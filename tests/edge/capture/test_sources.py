@@ -13,7 +13,7 @@ import pytest
 
 from emocam.edge.capture.factory import SAMPLE_CLIP, first_v4l2_camera, make_source
 from emocam.edge.capture.files import ImageFolderSource, VideoFileSource
-from emocam.edge.capture.frames import Backoff, Frame
+from emocam.edge.capture.frames import Backoff, Frame, Picture
 from emocam.edge.capture.live import LatestFrame, LiveSource, OpenCVCamera
 from emocam.edge.capture.settings import SourceConfig
 from emocam.edge.errors import SourceError
@@ -200,12 +200,12 @@ class FakeGrabber:
     def open(self) -> None:
         self.opened += 1
 
-    def grab(self) -> np.ndarray:
+    def grab(self) -> Picture:
         if self.fail_after is not None and self.count >= self.fail_after:
             raise SourceError("fake camera unplugged")
         time.sleep(0.002)
         self.count += 1
-        return np.full((4, 4, 3), self.count % 256, np.uint8)
+        return Picture(np.full((4, 4, 3), self.count % 256, np.uint8))
 
     def close(self) -> None:
         self.closed += 1
@@ -244,7 +244,7 @@ def test_live_source_that_goes_silent_times_out() -> None:
     gate = threading.Event()
 
     class Silent(FakeGrabber):
-        def grab(self) -> np.ndarray:
+        def grab(self) -> Picture:
             gate.wait(5)
             raise SourceError("released")
 
