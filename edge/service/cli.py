@@ -84,6 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="join this MQTT 5 shared-subscription group: the listeners of a group split the events, "
                         "each event to one of them")
 
+    collect = commands.add_parser(
+        "collect", help="save the faces a source shows, as the classifier sees them, for fine-tuning",
+        description="Run the device's source, detector and alignment and save each face's 48x48 grey crop "
+        "into OUT/LABEL/ as PNG. Files stay here; nothing is published. Train on the folder with "
+        "emocam-train fit --data OUT.",
+    )
+    collect.add_argument("--label", required=True, metavar="LABEL",
+                         help="the emotion these faces show: one of the model's labels")
+    collect.add_argument("--out", required=True, type=Path, metavar="OUT", help="the folder; faces go to OUT/LABEL/")
+    collect.add_argument("--source", metavar="SRC",
+                         help="auto (default: a camera), picamera2, a V4L2 index, a video file or a folder of images")
+    collect.add_argument("--every", type=float, default=0.5, metavar="SECONDS",
+                         help="take a frame this often, in the source's own time (default 0.5)")
+    collect.add_argument("--max", type=int, default=200, metavar="N", dest="max_faces",
+                         help="stop after saving N faces (default 200)")
+    collect.add_argument("--config", type=Path, metavar="FILE",
+                         help="TOML config file: its detector, model and camera settings")
+
     remove = commands.add_parser(
         "remove-discovery", help="delete this camera's Home Assistant entities from the broker",
         description="Clear the retained Home Assistant discovery configs, which deletes the entities. "
@@ -106,12 +124,33 @@ def main(argv: list[str] | None = None) -> int:
             return _listen(args)
         if args.command == "remove-discovery":
             return _remove_discovery(args)
+        if args.command == "collect":
+            return _collect(args)
         return _run(args)
     except EmocamError as exc:
         log.error("%s", exc)
         return exc.exit_code
     except KeyboardInterrupt:
         return 0  # Ctrl-C before the signal handlers were in place
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from emocam.edge.capture.factory import make_source
+    from emocam.edge.capture.frames import SystemClock
+    from emocam.edge.service.collect import Collector, CollectSettings
+    from emocam.edge.service.daemon import build_pipeline
+
+    try:
+        settings = CollectSettings(label=args.label, out=args.out, every=args.every, max_faces=args.max_faces)
+    except ValueError as exc:
+        raise ConfigError(f"--{str(exc).replace('max_faces=', 'max=').replace('_', '-')}") from exc
+    # A file is read as fast as possible: collecting is not watching.
+    config = _load(args, {"source.name": args.source, "source.realtime": False})
+    pipeline = build_pipeline(config)
+    source = make_source(config.source, SystemClock())
+    report = Collector(pipeline, source, settings).run()
+    print(report)
+    return 0 if report.saved else 4
 
 
 def _is_demo(args: argparse.Namespace) -> bool:

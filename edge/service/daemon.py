@@ -46,6 +46,7 @@ from emocam.edge.vision.align import align_face
 from emocam.edge.vision.classifier import EmotionClassifier
 from emocam.edge.vision.detectors import make_detector
 from emocam.edge.vision.faces import Face, FaceDetector
+from emocam.edge.vision.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,16 @@ class Pipeline:
     config: Config
     classifier: EmotionClassifier
     detector: FaceDetector
+
+
+def face_crops(frame: Frame, faces: list[Face], prep: Preprocessing) -> list[np.ndarray]:
+    """The classifier's input for each face: aligned, from the camera's luma when it gave one.
+
+    The one place that says how a frame's faces become crops: the daemon and ``emocam collect``
+    both call it, so a collected face is exactly what the classifier would have seen.
+    """
+    gray = frame.gray if frame.gray is not None else frame.image
+    return [align_face(gray, face, prep) for face in faces]
 
 
 def build_pipeline(config: Config) -> Pipeline:
@@ -219,9 +230,7 @@ class Daemon:
         t0 = time.perf_counter()
         faces: list[Face] = pipeline.detector.detect(image)
         t1 = time.perf_counter()
-        prep = pipeline.classifier.info.preprocessing
-        gray = frame.gray if frame.gray is not None else image  # the camera's luma when it gave one
-        crops = [align_face(gray, face, prep) for face in faces]
+        crops = face_crops(frame, faces, pipeline.classifier.info.preprocessing)
         t2 = time.perf_counter()
         if crops:
             scores = pipeline.classifier.probabilities(crops)
