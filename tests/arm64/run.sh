@@ -364,10 +364,10 @@ marker() {
     fail "the subscriber never got the '$1' marker" "$WORK/mosquitto_sub.log"
 }
 
-# runs NAME: the clip in the root as the service user, then on x86; each once as installed and
-# once with a tracker that reports every frame.
+# runs NAME FILE: the clip in the root as the service user, then on x86; each once as installed
+# and once with a tracker that reports every frame.
 runs() {
-    local name=$1 clip=/run/emocam-arm64/clips/$1 broker=mqtt://127.0.0.1:$PORT
+    local name=$1 clip=$2 broker=mqtt://127.0.0.1:$PORT
     local frames=/run/emocam-arm64/frames.toml
     say "$name: emocam run on arm64 (emulated), as user emocam"
     run "$WORK/arm64-$name.log" in_root runuser -u emocam -- /opt/emocam/venv/bin/emocam run \
@@ -391,7 +391,7 @@ uninstall_in_root() {
 }
 
 main() {
-    local clip='' names=() name
+    local clip='' names=() files=() name i
     case ${1:-} in
         -h | --help)
             sed -n '2,33s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -416,17 +416,23 @@ main() {
     wheels
     work_root
 
-    # The same files on both sides: the sample as the installed package has it, and the clip.
+    # The same files on both sides: the sample as the installed package has it, and the clip,
+    # each under its own name (the reader emocam picks may depend on the extension).
     local sample
     sample=$(find "$ROOTFS/home/pi/emocam/edge" -name astronaut.avi -print -quit)
     [[ -n $sample ]] || fail "no bundled sample (astronaut.avi) in the checkout"
-    cp "$sample" "$ROOTFS/run/emocam-arm64/clips/sample"
     names=(sample)
+    files=("$sample")
     if [[ -n $clip ]]; then
         name=$(basename "$clip" | tr -c 'A-Za-z0-9_\n-' '_')
-        cp "$clip" "$ROOTFS/run/emocam-arm64/clips/$name"
         names+=("$name")
+        files+=("$clip")
     fi
+    for i in "${!names[@]}"; do
+        mkdir -p "$ROOTFS/run/emocam-arm64/clips/${names[i]}"
+        cp "${files[i]}" "$ROOTFS/run/emocam-arm64/clips/${names[i]}/"
+        files[i]=/run/emocam-arm64/clips/${names[i]}/$(basename "${files[i]}")
+    done
     # Every frame its own face (min_iou 1, lost after 1 ms) reported at once and unsmoothed: each
     # "appeared" event is one frame's raw probabilities.
     printf '[tracker]\nhold_seconds = 0.0\nsmoothing_seconds = 0.0\nlost_after_seconds = 0.001\nmin_iou = 1.0\n' \
@@ -436,8 +442,8 @@ main() {
     install_in_root
     install_x86
     broker
-    for name in "${names[@]}"; do
-        runs "$name"
+    for i in "${!names[@]}"; do
+        runs "${names[i]}" "${files[i]}"
     done
     marker finished
     uninstall_in_root
