@@ -218,6 +218,11 @@ class Daemon:
     def _guarded(self, frame: Frame, now: float) -> None:
         try:
             self._process(frame)
+        except MemoryError as exc:
+            # Not a bad frame: every next frame would fail the same way, and skipping them keeps
+            # the service "running" while it does nothing. Exit 1, and systemd restarts it afresh.
+            raise EmocamError(f"out of memory while processing frame {frame.index}; stopping so that "
+                              "systemd restarts emocam (see LimitDATA= and MemoryMax= in the unit)") from exc
         except Exception as exc:  # the per-frame guard: one bad frame must not stop the camera
             self._errors += 1
             self._frame_log.warning(

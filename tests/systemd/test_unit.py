@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from emocam.edge.errors import ConfigError, ModelError
+from emocam.edge.errors import (
+    ConfigError,
+    DeliveryError,
+    DetectorError,
+    EmocamError,
+    ModelError,
+    PublishError,
+    SourceError,
+)
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "emocam.service"
 INSTALLED_EXEC = "/opt/emocam/venv/bin/emocam"
@@ -106,10 +114,13 @@ def test_supervision_contract() -> None:
     assert 10 <= int(_one("Service", "WatchdogSec")) <= 120
     assert _one("Service", "Restart") == "on-failure"
     assert _one("Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
-    assert _values("Unit", "StartLimitIntervalSec") and _values("Unit", "StartLimitBurst")
-    # A bad config or model must not crash-loop: these are the codes the CLI exits with for them.
+    # No start limit: a missing camera (exit 4) is retried until it is there, at RestartSec= pace.
+    assert _one("Unit", "StartLimitIntervalSec") == "0" and int(_one("Service", "RestartSec")) >= 10
+    # What a restart cannot fix must not loop: these are the codes the CLI exits with for them.
     prevented = {int(code) for code in _one("Service", "RestartPreventExitStatus").split()}
-    assert prevented == {ConfigError.exit_code, ModelError.exit_code}
+    assert prevented == {error.exit_code for error in (ConfigError, ModelError, DetectorError, PublishError,
+                                                       DeliveryError)}
+    assert SourceError.exit_code not in prevented and EmocamError.exit_code not in prevented
 
 
 def test_exec_start_runs_the_daemon_with_the_system_config() -> None:

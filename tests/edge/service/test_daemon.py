@@ -24,7 +24,7 @@ import pytest
 from emocam.edge.capture.factory import SAMPLE_CLIP
 from emocam.edge.capture.files import VideoFileSource
 from emocam.edge.capture.frames import Frame
-from emocam.edge.errors import ConfigError, DeliveryError, SourceError
+from emocam.edge.errors import ConfigError, DeliveryError, EmocamError, SourceError
 from emocam.edge.mqtt.publisher import MqttPublisher
 from emocam.edge.mqtt.settings import MqttSettings
 from emocam.edge.service.config import Config, parse_config
@@ -231,13 +231,14 @@ class FlakyDetector:
 
     name = "flaky"
 
-    def __init__(self, inner: FaceDetector, bad: int) -> None:
+    def __init__(self, inner: FaceDetector, bad: int, error: Exception | None = None) -> None:
         self.inner, self.bad, self.calls = inner, bad, 0
+        self.error = error or RuntimeError("detector exploded")
 
     def detect(self, image: np.ndarray) -> list[Face]:
         self.calls += 1
         if self.calls == self.bad:
-            raise RuntimeError("detector exploded")
+            raise self.error
         return self.inner.detect(image)
 
 
@@ -251,6 +252,20 @@ def test_a_failing_frame_is_logged_counted_and_skipped(pipeline: Pipeline, caplo
     assert "frame 5 failed and was skipped (RuntimeError: detector exploded)" in caplog.text
     assert daemon.counters.errors == 1 and daemon.counters.frames == 17
     assert [e["type"] for e in publisher.events] == ["appeared", "left"]
+
+
+def test_running_out_of_memory_stops_the_daemon_instead_of_skipping_frames(pipeline: Pipeline) -> None:
+    # Under the unit's LimitDATA= every later frame would fail too: a service that skips them all
+    # looks alive and does nothing. It stops with exit 1, which Restart=on-failure restarts.
+    starved = Pipeline(parse_config({}, hostname="test"), pipeline.classifier,
+                       FlakyDetector(pipeline.detector, bad=6, error=MemoryError()))
+    clock = FakeClock()
+    daemon, publisher = make_daemon(starved, VideoFileSource(SAMPLE_CLIP, realtime=False, clock=clock), clock=clock)
+    with pytest.raises(EmocamError, match="^out of memory while processing frame 5; stopping so that systemd") as info:
+        daemon.run()
+    assert info.value.exit_code == 1
+    assert publisher.closed is not None  # shut down as on any stop: the broker hears "stopped"
+    assert daemon.counters.errors == 0 and daemon.counters.frames == 5
 
 
 def test_a_failing_live_source_is_reopened_with_backoff(pipeline: Pipeline, empty_image: np.ndarray) -> None:
