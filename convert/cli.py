@@ -38,12 +38,12 @@ from emocam.convert.quantize import (
     write_model,
 )
 from emocam.convert.verify import Comparison, check_drop, compare, predict_all
-from emocam.edge.errors import EmocamError
+from emocam.edge.errors import EmocamError, ModelError
 from emocam.edge.vision.classifier import EmotionClassifier
 from emocam.edge.vision.model_info import write_model_info
+from emocam.train import run
 from emocam.train.calibration import expected_calibration_error
-from emocam.train.config import TrainConfig
-from emocam.train.data import DataError, Dataset, default_cache_dir, jpeg_reencoded, load_dataset, subset
+from emocam.train.data import Dataset, default_cache_dir, jpeg_reencoded, load_dataset, subset
 from emocam.train.metrics import classification_report
 from emocam.train.tf_startup import quiet_tensorflow_startup
 
@@ -66,7 +66,10 @@ def _precisions(text: str) -> tuple[str, ...]:
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (0 or more)") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
     return value
@@ -149,15 +152,14 @@ def _load(data: str, split: str, source: Source) -> Dataset:
 def _validation_split(data: str, source: Source) -> Dataset | None:
     """The run's own validation split, re-drawn as ``emocam-train fit`` drew it, so the sidecar can
     say how the converted model scores on data that chose it. None when the run did not record it."""
-    if not source.val_fraction:
+    if source.split is None:
         log.warning("%s records no validation split; the sidecar will have no validation metrics", source.run_dir)
         return None
     from emocam.train.data import training_split  # the one place the validation split is drawn
 
-    cfg = TrainConfig(data=data, extra_data=source.extra_data, classes=source.classes or source.labels,  # type: ignore[arg-type]
-                      val_fraction=source.val_fraction, seed=source.seed, val_grouping=source.val_grouping,
-                      cache_dir=source.cache_dir)
-    return _check_classes(training_split(cfg)[1], source)
+    _, validation = training_split(data, source.split, source.classes or source.labels, source.extra_data,
+                                   source.cache_dir)
+    return _check_classes(validation, source)
 
 
 def _validation_metrics(classifier: EmotionClassifier, validation: Dataset | None) -> dict[str, Any]:
@@ -172,9 +174,9 @@ def _validation_metrics(classifier: EmotionClassifier, validation: Dataset | Non
 
 def _scored_validation(validation: Dataset | None, source: Source) -> Dataset | None:
     """Validation as the run scored it (JPEG-re-encoded since v2 runs), or None."""
-    if validation is None or not source.val_jpeg_quality:
+    if validation is None or source.split is None or not source.split.jpeg_quality:
         return None
-    return jpeg_reencoded(validation, source.val_jpeg_quality)
+    return jpeg_reencoded(validation, source.split.jpeg_quality)
 
 
 class _KerasReference:
@@ -188,13 +190,14 @@ class _KerasReference:
         return np.asarray(self.model.predict(batch, batch_size=256, verbose=0), np.float32)
 
 
-def _load_models(source: Source, args: argparse.Namespace, calibration_split: Dataset | None
+def _load_models(sources: list[Source], args: argparse.Namespace, calibration_split: Dataset | None
                  ) -> tuple[Any, Source, dict[str, Any]]:
-    """The model to convert, what it was made from, and its calibration record: ``source`` alone
-    or averaged with the --ensemble-with runs, tempered, then mirrored for flip TTA."""
+    """The model to convert, what it was made from, and its calibration record: the first source
+    alone or averaged with the --ensemble-with ones, tempered, then mirrored for flip TTA."""
     from emocam.convert.calibrate import fold_temperature
 
-    members = [load_keras_model(source), *(load_keras_model(read_source(path)) for path in args.ensemble_with)]
+    source = sources[0]
+    members = [load_keras_model(member) for member in sources]
     if args.centre_crop:
         members = [with_centre_cropping(model, member, args.centre_crop) for model, member in members]
     networks = [model for model, _ in members]
@@ -231,15 +234,17 @@ def _temperature(text: str) -> str | float:
 
 
 def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
-    """Every step, in order; returns the files written. Raises EmocamError or DataError."""
+    """Every step, in order; returns the files written. Raises EmocamError (DataError, RunError, ...)."""
     check_output_path(args.out)
-    source = read_source(args.source)
+    # Every run is read (no TensorFlow) before any data is: a typo in a path costs nothing.
+    sources = [read_source(args.source), *(read_source(path, "--ensemble-with") for path in args.ensemble_with)]
+    source = sources[0]
     data = args.data or source.data
     if not data:
-        raise ConvertError(f"no --data given and {source.run_dir / 'config.json'} names no dataset; pass --data PATH")
+        raise ConvertError(f"no --data given and {source.run_dir / run.CONFIG} names no dataset; pass --data PATH")
     validation = _validation_split(data, source)
     scored_validation = _scored_validation(validation, source)
-    model, source, calibration_record = _load_models(source, args, scored_validation)
+    model, source, calibration_record = _load_models(sources, args, scored_validation)
 
     train = _load(data, "train", source)
     test = _limit(_load(data, args.verify_split, source), args.verify_limit)
@@ -312,11 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
         convert(args, datetime.now(UTC))
-    except (ConvertError, DataError) as exc:
-        print(f"emocam-convert: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except EmocamError as exc:  # the converted model failed in the device's own code (a ModelError: 3)
+    except ModelError as exc:  # the converted model failed in the device's own code (3)
         print(f"emocam-convert: the converted model does not work on the device: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except EmocamError as exc:  # the source, the run directory, the data, the arguments: each has its code
+        print(f"emocam-convert: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0
 

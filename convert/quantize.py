@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import shutil
@@ -67,48 +66,25 @@ class Source:
     data: str = ""  # the dataset the run trained on; '' when unknown
     cache_dir: str = ""  # where the run cached decoded data; '' for the default
     # How the run drew its validation split from its data, so conversion can score the converted
-    # model on it; val_fraction 0 when the run did not record it (a bare .keras file).
-    val_fraction: float = 0.0
-    seed: int = 0
-    val_grouping: str = "none"
-    val_jpeg_quality: int = 0
+    # model on it; None when the run did not record it (a bare .keras file).
+    split: ValidationSplit | None = None
     extra_data: tuple[str, ...] = ()
     ensemble_runs: tuple[Path, ...] = ()  # the other members' runs when several models are averaged
 
 
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConvertError(f"{what} {path} is not readable JSON ({exc}); re-run emocam-train or fix the file") from exc
-
-
-def _read_json_object(path: Path, what: str) -> dict[str, Any]:
-    data = _read_json(path, what)
-    if not isinstance(data, dict):
-        raise ConvertError(f"{what} {path} must hold a JSON object")
-    return data
-
-
-def _read_labels(path: Path, keras_path: Path) -> tuple[str, ...]:
-    if not path.is_file():
+def _read_labels(run_dir: Path, keras_path: Path) -> tuple[str, ...]:
+    labels = run.read_labels(run_dir)
+    if labels is None:
         raise ConvertError(
-            f"{path} not found beside {keras_path}; emocam-train writes it into the run directory. "
+            f"{run_dir / run.LABELS} not found beside {keras_path}; emocam-train writes it into the run directory. "
             'For a bare .keras file, write the label names in output order there, e.g. ["angry", "happy"]'
         )
-    data = _read_json(path, "labels file")
-    if isinstance(data, dict) and "labels" in data:
-        data = data["labels"]
-    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
-        raise ConvertError(f"{path} must hold a JSON list of label names in output order")
-    labels = tuple(data)
-    if len(labels) < 2 or len(set(labels)) != len(labels):
-        raise ConvertError(f"{path} lists {list(labels)}; expected 2 or more distinct label names")
     return labels
 
 
-def read_source(path: Path) -> Source:
-    """Find the .keras file and read the run's labels, config and metrics; no TensorFlow needed."""
+def read_source(path: Path, flag: str = "SOURCE") -> Source:
+    """Find the .keras file and read the run's labels, config and metrics through the run
+    module; no TensorFlow needed. ``flag`` names the argument in messages (--ensemble-with)."""
     path = Path(path)
     if path.is_dir():
         keras_path = path / run.BEST_MODEL
@@ -119,18 +95,16 @@ def read_source(path: Path) -> Source:
             )
     elif path.is_file():
         if path.suffix != ".keras":
-            raise ConvertError(f"SOURCE {path} is neither a run directory nor a .keras file")
+            raise ConvertError(f"{flag} {path} is neither a run directory nor a .keras file")
         keras_path = path
     else:
-        raise ConvertError(f"SOURCE {path} does not exist; pass a run directory (runs/<name>) or a .keras file")
+        raise ConvertError(f"{flag} {path} does not exist; pass a run directory (runs/<name>) or a .keras file")
     run_dir = keras_path.parent
-    labels = _read_labels(run_dir / run.LABELS, keras_path)
+    labels = _read_labels(run_dir, keras_path)
 
-    config: Mapping[str, Any] = {}
     config_path = run_dir / run.CONFIG
-    if config_path.is_file():
-        config = _read_json_object(config_path, "run config")
-    else:
+    config: Mapping[str, Any] = run.read_config(run_dir)
+    if not config_path.is_file():
         log.warning("%s not found; architecture, params and MACs are taken from the model itself", config_path)
     try:
         preprocessing = Preprocessing.from_dict(config.get("preprocessing", {}))
@@ -142,7 +116,7 @@ def read_source(path: Path) -> Source:
     try:
         params, macs = int(config.get("params", 0) or 0), int(config.get("macs", 0) or 0)
         # fit always records its split; a hand-written config without a seed has no split to redraw.
-        split = ValidationSplit.of_run(dict(config))
+        split = ValidationSplit.of_run(dict(config)) if "seed" in config else None
     except (TypeError, ValueError) as exc:  # RunError is a ValueError
         raise ConvertError(
             f"run config {config_path}: params, macs, val_fraction, seed and val_jpeg_quality must be numbers ({exc})"
@@ -160,10 +134,7 @@ def read_source(path: Path) -> Source:
         classes=tuple(str(c) for c in classes) if isinstance(classes, list) else str(classes),
         data=str(config.get("data", "") or ""),
         cache_dir=str(config.get("cache_dir", "") or ""),
-        val_fraction=split.fraction if "seed" in config else 0.0,
-        seed=split.seed,
-        val_grouping=split.grouping,
-        val_jpeg_quality=split.jpeg_quality,
+        split=split,
         extra_data=tuple(extra_data),
     )
 
@@ -428,11 +399,19 @@ def output_path(out: Path, precision: str) -> Path:
 
 
 def check_output_path(out: Path) -> None:
-    """Refuse an --out whose sidecar would be itself or not sit beside it as ``<stem>.json``."""
+    """Refuse, before anything is converted, an --out whose sidecar would be itself or not sit
+    beside it as ``<stem>.json``, or whose folder cannot be made (missing folders are made)."""
     if out.suffix != ".tflite":
         raise ConvertError(f"--out {out} must end in .tflite (its sidecar is written beside it as .json)")
     if out.is_dir():
         raise ConvertError(f"--out {out} is a folder; name the .tflite file to write")
+    folder = Path(os.path.abspath(out)).parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConvertError(f"--out {out}: {folder} is a file, not a folder; choose another --out")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConvertError(f"--out {out}: cannot write into {folder}; choose another --out")
 
 
 @contextlib.contextmanager

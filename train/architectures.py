@@ -13,11 +13,11 @@ Two head styles:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
-from keras import layers
+if TYPE_CHECKING:  # Keras is imported where a network is built: the names and checks need none
+    import keras
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,22 +37,31 @@ class ResNetSpec:
 
 
 def _conv_bn_relu(x, filters: int, strides: int = 1):
+    from keras import layers
+
     x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, kernel_initializer="he_normal")(x)
     x = layers.BatchNormalization()(x)
     return layers.ReLU()(x)
 
 
 def _probabilities(x, classes: int):
+    from keras import layers
+
     # float32 even under a mixed_bfloat16 policy: a bf16 softmax rounds small probabilities away.
     return layers.Dense(classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
 
 def _input(input_size: int | None) -> keras.KerasTensor:
+    import keras
+
     return keras.Input((input_size, input_size, 1), name="pixels")
 
 
 def vgg(spec: VggSpec, input_size: int | None, classes: int, name: str) -> keras.Model:
     """VGG-style CNN with batch norm: the family that holds the FER-2013 single-network records."""
+    import keras
+    from keras import layers
+
     if input_size is None and not spec.pool_head:
         raise ValueError(f"{name} has a flatten head and needs a fixed input size")
     inputs = _input(input_size)
@@ -74,6 +83,8 @@ def vgg(spec: VggSpec, input_size: int | None, classes: int, name: str) -> keras
 
 
 def _basic_block(x, filters: int, strides: int):
+    from keras import layers
+
     shortcut = x
     y = _conv_bn_relu(x, filters, strides)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal")(y)
@@ -87,6 +98,9 @@ def _basic_block(x, filters: int, strides: int):
 
 def resnet(spec: ResNetSpec, input_size: int | None, classes: int, name: str) -> keras.Model:
     """A narrow ResNet-18 for 40-48 px faces: a 3x3 stem at full resolution, no stem pooling."""
+    import keras
+    from keras import layers
+
     inputs = _input(input_size)
     x = layers.Rescaling(1.0 / 255.0)(inputs)
     x = _conv_bn_relu(x, spec.widths[0])
@@ -98,58 +112,67 @@ def resnet(spec: ResNetSpec, input_size: int | None, classes: int, name: str) ->
     return keras.Model(inputs, _probabilities(x, classes), name=name)
 
 
-Builder = Callable[[int | None, int], keras.Model]
+@dataclass(frozen=True, slots=True)
+class Architecture:
+    """One entry of the registry: its spec, and what it is in one line."""
 
-# name -> (builder, one-line description); MACs are for one 48x48 face. The default is sized for
-# a Raspberry Pi 4.
-ARCHITECTURES: dict[str, tuple[Builder, str]] = {
-    "vgg-s": (
-        lambda size, n: vgg(VggSpec((32, 64, 128, 256)), size, n, "vgg-s"),
-        "4 blocks 32-256, flatten head: 1.77M params, 118M MACs",
-    ),
-    "vgg-m": (
-        lambda size, n: vgg(VggSpec((48, 96, 192, 384)), size, n, "vgg-m"),
-        "4 blocks 48-384, flatten head: 3.53M params, 265M MACs",
-    ),
-    "vgg-l": (
-        lambda size, n: vgg(VggSpec((64, 128, 256, 512)), size, n, "vgg-l"),
-        "4 blocks 64-512, flatten head: 5.87M params, 470M MACs",
-    ),
-    "vgg-m-pool": (
-        lambda size, n: vgg(VggSpec((48, 96, 192, 384), pool_head=True), size, n, "vgg-m-pool"),
+    spec: VggSpec | ResNetSpec
+    description: str
+
+    @property
+    def pooling_head(self) -> bool:
+        """Whether the network accepts inputs of any size (so it can be trained on crops)."""
+        return isinstance(self.spec, ResNetSpec) or self.spec.pool_head
+
+    def build(self, name: str, input_size: int | None, classes: int) -> keras.Model:
+        if isinstance(self.spec, ResNetSpec):
+            return resnet(self.spec, input_size, classes, name)
+        return vgg(self.spec, input_size, classes, name)
+
+
+# name -> architecture; MACs are for one 48x48 face. The default is sized for a Raspberry Pi 4.
+ARCHITECTURES: dict[str, Architecture] = {
+    "vgg-s": Architecture(VggSpec((32, 64, 128, 256)), "4 blocks 32-256, flatten head: 1.77M params, 118M MACs"),
+    "vgg-m": Architecture(VggSpec((48, 96, 192, 384)), "4 blocks 48-384, flatten head: 3.53M params, 265M MACs"),
+    "vgg-l": Architecture(VggSpec((64, 128, 256, 512)), "4 blocks 64-512, flatten head: 5.87M params, 470M MACs"),
+    "vgg-m-pool": Architecture(
+        VggSpec((48, 96, 192, 384), pool_head=True),
         "4 blocks 48-384, pooling head (crop training): 2.74M params, 264M MACs",
     ),
-    "resnet18-n": (
-        lambda size, n: resnet(ResNetSpec((24, 48, 96, 192)), size, n, "resnet18-n"),
+    "resnet18-n": Architecture(
+        ResNetSpec((24, 48, 96, 192)),
         "ResNet-18 at 3/8 width (24-192), pooling head (crop training): 1.58M params, 176M MACs",
     ),
-    "tiny": (lambda size, n: vgg(VggSpec((8, 16), 1, 32, 0.2), size, n, "tiny"), "for tests and smoke runs only"),
-    "tiny-pool": (
-        lambda size, n: vgg(VggSpec((8, 16), 1, 32, 0.2, pool_head=True), size, n, "tiny-pool"),
-        "for tests and smoke runs only",
-    ),
+    "tiny": Architecture(VggSpec((8, 16), 1, 32, 0.2), "for tests and smoke runs only"),
+    "tiny-pool": Architecture(VggSpec((8, 16), 1, 32, 0.2, pool_head=True), "for tests and smoke runs only"),
 }
 DEFAULT_ARCHITECTURE = "vgg-m"
 
 
 def describe_choices() -> str:
-    return "; ".join(f"{name}: {text}" for name, (_, text) in ARCHITECTURES.items())
+    return "; ".join(f"{name}: {entry.description}" for name, entry in ARCHITECTURES.items())
+
+
+def _entry(name: str) -> Architecture:
+    if name not in ARCHITECTURES:
+        raise ValueError(f"architecture {name!r} is unknown; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name]
 
 
 def build(name: str, input_size: int | None, classes: int) -> keras.Model:
     """``input_size`` None makes a pooling-head network that accepts any size (crop training)."""
-    if name not in ARCHITECTURES:
-        raise ValueError(f"architecture {name!r} is unknown; choose one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[name][0](input_size, classes)
+    return _entry(name).build(name, input_size, classes)
 
 
 def has_pooling_head(name: str) -> bool:
     """Whether the network accepts inputs of any size (so it can be trained on crops)."""
-    return any(isinstance(layer, layers.GlobalAveragePooling2D) for layer in build(name, 48, 2).layers)
+    return _entry(name).pooling_head
 
 
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates of one inference (convolutions and dense layers; the rest is noise)."""
+    from keras import layers
+
     total = 0
     for layer in _leaf_layers(model):
         if isinstance(layer, layers.Conv2D):
@@ -163,6 +186,8 @@ def count_macs(model: keras.Model) -> int:
 
 
 def _leaf_layers(model: keras.Model):
+    import keras
+
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from _leaf_layers(layer)
@@ -177,6 +202,9 @@ def with_centre_crop(model: keras.Model, crop: int) -> keras.Model:
     centre; validation decides. The result still takes the full face, so the preprocessing
     contract and the device code do not change, and it costs (crop / size)^2 of the MACs.
     """
+    import keras
+    from keras import layers
+
     size = int(model.inputs[0].shape[1])
     if not 8 <= crop < size:
         raise ValueError(f"centre crop {crop} must be from 8 to {size - 1} for {size}x{size} faces")

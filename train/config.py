@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from emocam.edge.errors import EmocamError
 
@@ -138,30 +138,50 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "val_grouping": ("pixels", "none"),
     "precision": ("float32", "mixed_bfloat16"),
 }
-# flag -> (lowest, highest, whether the lowest is allowed); None = unbounded on that side.
-RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    "epochs": (1, None, True),
-    "batch_size": (1, None, True),
-    "learning_rate": (0, 10, False),
-    "warmup_epochs": (0, None, True),
-    "momentum": (0, 1, True),
-    "weight_decay": (0, 1, True),
-    "label_smoothing": (0, 1, True),
-    "patience": (1, None, True),
-    "val_fraction": (0, 1, False),
-    "val_jpeg_quality": (0, 100, True),
-    "limit_per_class": (0, None, True),
-    "rotation_deg": (0, 180, True),
-    "shear": (0, 1, True),
-    "zoom": (0, 0.9, True),
-    "shift": (0, 0.5, True),
-    "brightness": (0, 1, True),
-    "contrast": (0, 1, True),
-    "erasing": (0, 1, True),
-    "jpeg": (0, 1, True),
-    "jpeg_quality_min": (1, 95, True),
-    "crop": (0, None, True),
-    "ema": (0, 1, True),
+
+
+class Range(NamedTuple):
+    """The values a numeric knob may take; None = unbounded on that side."""
+
+    low: float | None
+    high: float | None = None
+    low_open: bool = False  # the lowest value itself is not allowed
+    high_open: bool = False  # nor the highest
+
+    def admits(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (value == self.low and self.low_open)):
+            return False
+        return self.high is None or value < self.high or (value == self.high and not self.high_open)
+
+    def __str__(self) -> str:
+        low = f"{'>' if self.low_open else '>='} {self.low:g}" if self.low is not None else ""
+        high = f"{'<' if self.high_open else '<='} {self.high:g}" if self.high is not None else ""
+        return " and ".join(part for part in (low, high) if part)
+
+
+RANGES: dict[str, Range] = {
+    "epochs": Range(1),
+    "batch_size": Range(1),
+    "learning_rate": Range(0, 10, low_open=True),
+    "warmup_epochs": Range(0),
+    "momentum": Range(0, 1),
+    "weight_decay": Range(0, 1),
+    "label_smoothing": Range(0, 1),
+    "patience": Range(1),
+    "val_fraction": Range(0, 1, low_open=True, high_open=True),
+    "val_jpeg_quality": Range(0, 100),
+    "limit_per_class": Range(0),
+    "rotation_deg": Range(0, 180),
+    "shear": Range(0, 1),
+    "zoom": Range(0, 0.9),
+    "shift": Range(0, 0.5),
+    "brightness": Range(0, 1),
+    "contrast": Range(0, 1),
+    "erasing": Range(0, 1),
+    "jpeg": Range(0, 1),
+    "jpeg_quality_min": Range(1, 95),
+    "crop": Range(0),
+    "ema": Range(0, 1),
 }
 
 
@@ -179,24 +199,55 @@ def problems(cfg: TrainConfig) -> list[str]:
             continue  # a list of class names is checked by the data loader
         if value not in choices:
             found.append(f"{_flag(name)} {value!r} is not one of: {', '.join(choices)}")
-    for name, (low, high, low_ok) in RANGES.items():
+    for name, allowed in RANGES.items():
         value = getattr(cfg, name)
-        if isinstance(value, float) and value != value:  # NaN compares false with everything
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            found.append(f"{_flag(name)} {value!r} is not a number")
+        elif value != value:  # NaN compares false with everything
             found.append(f"{_flag(name)} nan is not a number")
-            continue
-        too_low = low is not None and (value < low or (value == low and not low_ok))
-        too_high = high is not None and value > high
-        if too_low or too_high:
-            if high is None:
-                allowed = f">= {low:g}" if low_ok else f"> {low:g}"
-            else:
-                allowed = f"{'from' if low_ok else 'above'} {low:g} to {high:g}"
+        elif not allowed.admits(value):
             found.append(f"{_flag(name)} {value!r} is out of range: expected {allowed}")
+    if found:
+        return found  # the checks below compare numbers
     if cfg.crop and cfg.crop < 8:
         found.append(f"--crop {cfg.crop} is too small: use 0 (whole faces) or a size such as 40")
     if cfg.ema and cfg.ema < 0.5:
         found.append(f"--ema {cfg.ema} is too small to average anything: use 0 (off) or e.g. 0.999")
     return found
+
+
+def from_recorded(recorded: dict[str, Any], where: str) -> TrainConfig:
+    """The knobs a run recorded (its config.json) as a TrainConfig, each checked for its type, so a
+    hand-edited file is one clear error; keys that are no knob (labels, params, ...) are skipped."""
+    values: dict[str, Any] = {}
+    for f in fields(TrainConfig):
+        if f.name not in recorded:
+            continue
+        value, default = recorded[f.name], f.default
+        if isinstance(default, tuple) or f.name == "classes" and isinstance(value, list):
+            ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+            value = tuple(value) if ok else value
+        elif isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int | float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and (isinstance(default, float) or float(value).is_integer())
+            value = type(default)(value) if ok else value
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise TrainConfigError(
+                f"{where}: {f.name} is {value!r}, not {_kind(default)}; fix the file, "
+                "or start a new run there with --overwrite"
+            )
+        values[f.name] = value
+    return TrainConfig(**values)
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, tuple):
+        return "a list of paths"
+    return {bool: "true or false", int: "a whole number", float: "a number"}.get(type(default), "a string")
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:

@@ -20,16 +20,13 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from emocam.edge.errors import EmocamError
 from emocam.edge.vision.preprocess import Preprocessing, prepare_face
-
-if TYPE_CHECKING:
-    from emocam.train.config import TrainConfig
+from emocam.train.run import ValidationSplit
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +42,10 @@ CSV_USAGE = {
     "privatetest": ("PrivateTest",),
 }
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".webp")
+# One line, as every error is: it ends the message of each layout problem.
 EXPECTED_LAYOUT = (
-    "expected one of:\n"
-    "  DATA/train/<class>/*.png|jpg and DATA/test/<class>/*.png|jpg  (Kaggle FER-2013 layout, folder or .zip)\n"
-    "  fer2013.csv with columns emotion,pixels,Usage\n"
-    "  DATA/<class>/*.png|jpg  (your own labelled faces)\n"
+    "expected DATA/train/<class>/ and DATA/test/<class>/ images (the Kaggle FER-2013 layout, a folder or .zip), "
+    "fer2013.csv with columns emotion,pixels,Usage, or DATA/<class>/ images (your own labelled faces), "
     f"with <class> one of {', '.join(SEVEN_CLASSES)}"
 )
 CACHE_VERSION = 1
@@ -397,20 +393,34 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
 
 
-def training_split(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
-    """The run's training and validation sets: ``cfg.data`` plus ``cfg.extra_data``, split as
-    ``emocam-train fit`` splits them. The one place the split is drawn: fit, evaluate and
-    convert all come here, so they agree on which images chose a model."""
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    parts = [load_dataset(cfg.data, "train", cfg.classes, cache_dir=cache)]
-    for extra in cfg.extra_data:
+def training_split(
+    data: str | Path,
+    split: ValidationSplit,
+    classes: str | Iterable[str] = "six",
+    extra_data: Iterable[str | Path] = (),
+    cache_dir: str | Path = "",
+    limit_per_class: int = 0,
+) -> tuple[Dataset, Dataset]:
+    """A run's training and validation sets: ``data`` plus ``extra_data``, split as the run
+    recorded (``ValidationSplit.of_run`` of its config). The one place the split is drawn: fit,
+    evaluate and convert all come here, so they agree on which images chose a model."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    parts = [load_dataset(data, "train", classes, cache_dir=cache)]
+    for extra in extra_data:
         parts.append(load_dataset(extra, "train", parts[0].label_names, cache_dir=cache))
     for part in parts:
         log.info("%s", part.summary())
-    train, val = split_validation(concat(parts), cfg.val_fraction, cfg.seed, cfg.val_grouping)
-    if cfg.limit_per_class:
-        train = per_class_limit(train, cfg.limit_per_class, cfg.seed)
-        val = per_class_limit(val, max(2, cfg.limit_per_class // 4), cfg.seed)
+    everything = concat(parts)
+    train, val = split_validation(everything, split.fraction, split.seed, split.grouping)
+    if limit_per_class:
+        train = per_class_limit(train, limit_per_class, split.seed)
+        val = per_class_limit(val, max(2, limit_per_class // 4), split.seed)
+    if not len(train) or not len(val):
+        raise DataError(
+            f"{everything.source}: a {split.fraction:g} validation split of its {len(everything)} images leaves "
+            f"{len(train)} for training and {len(val)} for validation; give more images per class, "
+            "or another --val-fraction"
+        )
     return train, val
 
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,8 +21,7 @@ import numpy as np
 from emocam.edge.errors import EmocamError
 from emocam.train import run
 from emocam.train.calibration import Reliability, reliability, write_reliability_png
-from emocam.train.config import TrainConfig
-from emocam.train.data import CLASS_SCHEMES, VAL_GROUPINGS, Dataset, jpeg_reencoded, load_dataset
+from emocam.train.data import CLASS_SCHEMES, VAL_GROUPINGS, Dataset, jpeg_reencoded, load_dataset, training_split
 from emocam.train.metrics import Report, classification_report, format_report, write_confusion_png
 from emocam.train.predictors import (
     DEFAULT_BATCH_SIZE,
@@ -74,16 +74,16 @@ def _parser() -> argparse.ArgumentParser:
         help="train, test, publictest, privatetest, or validation: the part of train/ a run held out for "
         "model selection, drawn with --val-fraction and --seed (default: test)",
     )
-    defaults = TrainConfig()
+    defaults = run.ValidationSplit()  # what a model outside a run directory is scored with
     # Default None: taken from the run's config.json when MODEL is a run (or its best.keras).
     parser.add_argument("--val-fraction", type=float, default=None,
                         help="with --split validation: the run's --val-fraction "
-                        f"(default: the run's, else {defaults.val_fraction})")
+                        f"(default: the run's, else {defaults.fraction})")
     parser.add_argument("--seed", type=int, default=None,
                         help=f"with --split validation: the run's --seed (default: the run's, else {defaults.seed})")
     parser.add_argument("--val-grouping", choices=VAL_GROUPINGS, default=None,
                         help="with --split validation: the run's --val-grouping "
-                        f"(default: the run's, else {defaults.val_grouping})")
+                        f"(default: the run's, else {defaults.grouping})")
     parser.add_argument("--jpeg-quality", type=int, default=0, metavar="Q",
                         help="score the split after re-encoding every face as a JPEG of quality Q, as users' photos "
                         "and FER-2013's test files are (default 0: as stored)")
@@ -139,22 +139,28 @@ def _check_output(path: Path | None, flag: str) -> None:
         raise EvaluationError(f"{flag} {path}: folder {path.parent} does not exist; create it first")
 
 
-def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...]) -> Dataset:
-    """The split to score. ``validation`` is re-drawn from train/ exactly as ``fit`` drew it, so
-    choices such as flip TTA can be made without looking at the test split."""
+def _validation_split(args: argparse.Namespace) -> run.ValidationSplit | None:
+    """With ``--split validation``, how the run drew it (its config.json, read through the run
+    module), overridden by the flags; None for the other splits. Read before any model loads, so
+    a broken config.json costs nothing."""
     if args.split != "validation":
-        return load_dataset(args.data, split=args.split, classes=classes)
-    from emocam.train.data import training_split  # the one place the validation split is drawn
-
+        return None
     run_dir = run.run_directory_of(args.model)
     recorded = run.ValidationSplit.of_run(run.read_config(run_dir)) if run_dir else run.ValidationSplit()
-    cfg = TrainConfig(
-        data=str(args.data), classes=classes,  # type: ignore[arg-type]
-        val_fraction=recorded.fraction if args.val_fraction is None else args.val_fraction,
+    return replace(
+        recorded,
+        fraction=recorded.fraction if args.val_fraction is None else args.val_fraction,
         seed=recorded.seed if args.seed is None else args.seed,
-        val_grouping=recorded.grouping if args.val_grouping is None else args.val_grouping,
+        grouping=recorded.grouping if args.val_grouping is None else args.val_grouping,
     )
-    return training_split(cfg)[1]
+
+
+def _load_split(args: argparse.Namespace, classes: str | tuple[str, ...], split: run.ValidationSplit | None) -> Dataset:
+    """The split to score. ``validation`` is re-drawn from train/ exactly as ``fit`` drew it, so
+    choices such as flip TTA can be made without looking at the test split."""
+    if split is None:
+        return load_dataset(args.data, split=args.split, classes=classes)
+    return training_split(args.data, split, classes)[1]
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -162,12 +168,13 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output(args.reliability_png, "--reliability-png")
     if not 0 <= args.jpeg_quality <= 100:
         raise EvaluationError(f"--jpeg-quality {args.jpeg_quality} must be from 1 to 100 (0 = as stored)")
+    validation = _validation_split(args)
     models = [args.model, *args.ensemble_with]
     predictor = ensemble([load_predictor(path, num_threads=args.threads, batch_size=args.batch_size,
                                          centre_crop=args.centre_crop) for path in models])
     if args.flip_tta:
         predictor = with_flip_tta(predictor)
-    dataset = _load_split(args, _classes(args.classes, predictor))
+    dataset = _load_split(args, _classes(args.classes, predictor), validation)
     dataset = jpeg_reencoded(dataset, args.jpeg_quality)
     for line in _skipped_lines(dataset):
         print(line, file=err)

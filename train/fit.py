@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import logging
 import math
 import sys
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ import numpy as np
 from emocam.edge.errors import EmocamError
 from emocam.edge.vision.preprocess import Preprocessing
 from emocam.train import run
+from emocam.train.architectures import ARCHITECTURES, count_macs, describe_choices, has_pooling_head
 from emocam.train.augment import augmented_batches
 from emocam.train.config import TrainConfig, TrainConfigError, add_arguments, from_arguments, validate
 from emocam.train.data import DataError, Dataset, jpeg_reencoded, training_split
@@ -287,6 +290,11 @@ def load_initial_weights(net, source: Path) -> None:
         skipped = [w for w in caught if issubclass(w.category, UserWarning)]
         if skipped:
             raise ValueError(str(skipped[0].message))
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:  # not a weights file Keras can read at all
+        raise TrainConfigError(
+            f"--init-from {path} could not be read as Keras weights ({exc}); give a run directory holding best.keras, "
+            "or a .keras file that model.save() wrote"
+        ) from exc
     except ValueError as exc:  # Keras raises ValueError on any layer or shape mismatch
         raise TrainConfigError(
             f"--init-from {path}: its weights do not fit --architecture {net.name} with {net.output_shape[-1]} classes "
@@ -295,14 +303,30 @@ def load_initial_weights(net, source: Path) -> None:
     log.info("initial weights from %s", path)
 
 
-def check_run_directory(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to start a new run over an existing one: that would destroy its weights."""
-    existing = [name for name in run.MARKERS if (run_dir / name).exists()]
-    if existing and not resume and not overwrite:
-        raise DataError(
-            f"--out {run_dir} already holds a run ({', '.join(existing)}); continue it with --resume, "
-            "choose another --out, or replace it with --overwrite"
+def check_before_training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainConfig:
+    """Refuse, before any data is read, any file written or Keras imported, what would fail later:
+    the knobs, the architecture, --init-from and the run directory in --out."""
+    validate(cfg)
+    if cfg.architecture not in ARCHITECTURES:
+        raise TrainConfigError(
+            f"--architecture {cfg.architecture!r} is unknown; choose one of {', '.join(ARCHITECTURES)}"
         )
+    if cfg.crop and not has_pooling_head(cfg.architecture):
+        pooled = [name for name in ARCHITECTURES if has_pooling_head(name)]
+        raise TrainConfigError(f"--crop {cfg.crop} needs an architecture with a pooling head ({', '.join(pooled)}); "
+                               f"{cfg.architecture} takes whole faces only")
+    if cfg.init_from:
+        source = Path(cfg.init_from)
+        path = source / run.BEST_MODEL if source.is_dir() else source
+        if not path.is_file():
+            raise TrainConfigError(
+                f"--init-from {source}: no such file; give a run directory holding best.keras, or a .keras file"
+            )
+        if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+            raise TrainConfigError(f"--init-from {path} is not a Keras file (a .keras file is the zip archive that "
+                                   "model.save() writes); give a run directory holding best.keras, or a .keras file")
+    run.check_out(Path(cfg.out), resume, overwrite)
+    return cfg
 
 
 def build_networks(cfg: TrainConfig, size: int, classes: int):
@@ -325,43 +349,31 @@ def build_networks(cfg: TrainConfig, size: int, classes: int):
 def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbose: int = 1, overwrite: bool = False,
         stop_at_epoch: int = 0) -> Path:
     """Train according to ``cfg``; returns the run directory."""
-    import keras
-
-    from emocam.train.architectures import ARCHITECTURES, count_macs, has_pooling_head
-
-    validate(cfg)
-    if cfg.architecture not in ARCHITECTURES:
-        raise TrainConfigError(
-            f"--architecture {cfg.architecture!r} is unknown; choose one of {', '.join(ARCHITECTURES)}"
-        )
-    if cfg.crop and not has_pooling_head(cfg.architecture):
-        pooled = [name for name in ARCHITECTURES if has_pooling_head(name)]
-        raise TrainConfigError(f"--crop {cfg.crop} needs an architecture with a pooling head ({', '.join(pooled)}); "
-                          f"{cfg.architecture} takes whole faces only")
+    check_before_training(cfg, resume, overwrite)
     run_dir = Path(cfg.out)
-    check_run_directory(run_dir, resume, overwrite)
+    train, val = training_split(cfg.data, run.ValidationSplit.of_run(cfg.to_dict()), cfg.classes, cfg.extra_data,
+                                cfg.cache_dir, cfg.limit_per_class)
+    import keras  # after the data: a bad dataset is refused without loading TensorFlow
+
     keras.utils.set_random_seed(cfg.seed)
-    train, val = training_split(cfg)
     labels = train.label_names
     prep = Preprocessing(size=int(train.images.shape[1]))
     y_train = _one_hot(train.labels, len(labels))
     scored_val = jpeg_reencoded(val, cfg.val_jpeg_quality)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    resuming = resume and run.resumable(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if overwrite and not resume:
+    if overwrite and not resuming:
         for name in (*run.MARKERS, run.HISTORY, run.METRICS):
             (run_dir / name).unlink(missing_ok=True)
 
     start_epoch, best = 0, -1.0
-    state_file = run_dir / run.STATE
     net, inference = build_networks(cfg, prep.size, len(labels))
-    resuming = resume and state_file.is_file() and (run_dir / run.LAST_CHECKPOINT).is_file()
     if cfg.init_from and not resuming:
         load_initial_weights(net, Path(cfg.init_from))  # before compiling: a warm restart gets a fresh optimizer
     trainer = compile_trainer(cfg, net, prep.size, steps_per_epoch)
     if resuming:
-        state = json.loads(state_file.read_text())
-        start_epoch, best = int(state["epoch"]), float(state["best_val_accuracy"])
+        start_epoch, best = run.read_state(run_dir)
         # Rebuild, then load weights and optimizer state (moving averages and step count, hence
         # the schedule's position): Keras cannot deserialize every augmentation layer's config
         # (RandomShear), so the checkpoint is never load_model()ed.
@@ -451,10 +463,6 @@ def write_validation_metrics(run_dir: Path, val: Dataset, jpeg_quality: int = 0)
 
 
 def _list_architectures(parser: argparse.ArgumentParser) -> None:
-    try:
-        from emocam.train.architectures import describe_choices  # needs Keras; main() says how to install it
-    except ImportError:
-        return
     for action in parser._actions:
         if action.dest == "architecture":
             action.help = f"{action.help}. Choices: {describe_choices()}"
@@ -471,24 +479,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out (it is deleted)")
     parser.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     args = parser.parse_args(argv)
-    base = None
-    if args.resume and args.out and (Path(args.out) / run.CONFIG).is_file():
-        saved = run.read_config(Path(args.out))
-        known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
-        base = TrainConfig(**{k: (tuple(v) if k == "extra_data" else v) for k, v in known.items()})
-    cfg = from_arguments(args, base)
-    if not cfg.data:
-        parser.error("--data is required: a FER-2013 folder, .zip or fer2013.csv (or a folder of <class>/ faces)")
     for name, value in (("--max-minutes", args.max_minutes), ("--stop-at-epoch", args.stop_at_epoch)):
         if not value >= 0:
             parser.error(f"{name} {value} must be >= 0 (0 = no limit)")
     try:
-        import keras  # noqa: F401
-    except ImportError as exc:
-        print(f"emocam-train fit: training needs Keras and TensorFlow ({exc}); install them with: "
-              "pip install 'emocam[train]'", file=sys.stderr)
-        return 2
-    try:
+        # A resumed run keeps the knobs it recorded; flags given now override them.
+        base = run.read_train_config(Path(args.out or TrainConfig().out)) if args.resume else None
+        cfg = from_arguments(args, base)
+        if not cfg.data:
+            parser.error("--data is required: a FER-2013 folder, .zip or fer2013.csv (or a folder of <class>/ faces)")
+        check_before_training(cfg, args.resume, args.overwrite)
+        if importlib.util.find_spec("keras") is None:
+            print("emocam-train fit: training needs Keras and TensorFlow (no module named 'keras'); install them "
+                  "with: pip install 'emocam[train]'", file=sys.stderr)
+            return 2
         # One line per epoch where nobody watches a terminal (logs, CI): no carriage-return bars.
         verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
         fit(cfg, resume=args.resume, max_minutes=args.max_minutes, verbose=verbose, overwrite=args.overwrite,

@@ -1,4 +1,4 @@
-"""The training run directory: its file names and how its recorded config is read back.
+"""The training run directory: its file names, when fit may write one, and how it is read back.
 
 ``emocam-train fit`` writes a run; evaluate and convert read it through here, so a file name or
 the meaning of a recorded key lives in one place.
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from emocam.edge.errors import EmocamError
+from emocam.train.config import TrainConfig, from_recorded
 
 BEST_MODEL = "best.keras"
 LAST_CHECKPOINT = "last.keras"
@@ -30,6 +31,8 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 # Files that mark a directory as a training run: writing a new run over them would destroy it.
 MARKERS = (STATE, BEST_MODEL, LAST_CHECKPOINT)
+# Everything fit writes: a folder holding any of these is (the start of) a run.
+RUN_FILES = (BEST_MODEL, LAST_CHECKPOINT, STATE, CONFIG, LABELS, HISTORY, METRICS)
 
 
 class RunError(EmocamError, ValueError):
@@ -49,20 +52,98 @@ def run_directory_of(model_path: Path) -> Path | None:
     return None
 
 
+def read_json(path: Path, what: str) -> Any:
+    """The JSON in one of a run's files; RunError naming the file when it is not readable JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{what} {path} is not readable JSON ({exc}); re-run emocam-train fit or fix the file") from exc
+
+
 def read_config(run_dir: Path) -> dict[str, Any]:
     """The run's config.json as a dict ({} when the run has none)."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(
-            f"run config {path} is not readable JSON ({exc}); re-run emocam-train fit or fix the file"
-        ) from exc
+    data = read_json(path, "run config")
     if not isinstance(data, dict):
         raise RunError(f"run config {path} holds {type(data).__name__}, not a JSON object; re-run emocam-train fit")
     return data
+
+
+def read_labels(run_dir: Path) -> tuple[str, ...] | None:
+    """The label names in output order from the run's labels.json (a list, or an object with a
+    ``labels`` list); None when there is no labels.json."""
+    path = Path(run_dir) / LABELS
+    if not path.is_file():
+        return None
+    data = read_json(path, "labels file")
+    if isinstance(data, dict) and "labels" in data:
+        data = data["labels"]
+    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+        raise RunError(f"{path} must hold a JSON list of label names in output order")
+    if len(data) < 2 or len(set(data)) != len(data):
+        raise RunError(f"{path} lists {data}; expected 2 or more distinct label names")
+    return tuple(data)
+
+
+def read_train_config(run_dir: Path) -> TrainConfig | None:
+    """The knobs the run was trained with (what --resume continues), None when it recorded none."""
+    recorded = read_config(run_dir)
+    return from_recorded(recorded, str(Path(run_dir) / CONFIG)) if recorded else None
+
+
+def read_state(run_dir: Path) -> tuple[int, float]:
+    """(last finished epoch, best validation accuracy so far) from the run's state.json."""
+    path = Path(run_dir) / STATE
+    state = read_json(path, "run state")
+    try:
+        return int(state["epoch"]), float(state["best_val_accuracy"])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise RunError(
+            f"run state {path} must hold {{\"epoch\": N, \"best_val_accuracy\": A}} ({exc!r}); "
+            "fix it, or start the run again with --overwrite"
+        ) from exc
+
+
+def resumable(run_dir: Path) -> bool:
+    """Whether the run has what --resume continues from: its state and last checkpoint."""
+    return (Path(run_dir) / STATE).is_file() and (Path(run_dir) / LAST_CHECKPOINT).is_file()
+
+
+def check_out(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything is read or written, a --out that fit would spoil: a file; a run
+    (replaced only with --overwrite); with --resume, a run that cannot be resumed or a folder
+    that is no run at all. A missing or empty folder is a new run, with or without --resume."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"--out {run_dir} is a file, not a run directory; choose another --out")
+    existing = [name for name in MARKERS if (run_dir / name).exists()]
+    if overwrite or not run_dir.is_dir():
+        return
+    if not resume:
+        if existing:
+            raise RunError(
+                f"--out {run_dir} already holds a run ({', '.join(existing)}); continue it with --resume, "
+                "choose another --out, or replace it with --overwrite"
+            )
+        return
+    if resumable(run_dir):
+        read_state(run_dir)  # a broken state.json is refused now, not after the data is read
+        return
+    if existing:
+        missing = [name for name in (STATE, LAST_CHECKPOINT) if not (run_dir / name).is_file()]
+        raise RunError(
+            f"--resume: the run in {run_dir} has {', '.join(existing)} but no {' or '.join(missing)} to continue "
+            "from; replace it with --overwrite, or choose another --out"
+        )
+    others = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
+    if others and not any((run_dir / name).exists() for name in RUN_FILES):
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise RunError(
+            f"--resume: {run_dir} is not a run directory (it holds {shown} and no {STATE}); "
+            "give the --out of the run to continue, or a new folder"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from emocam.edge.vision.classifier import EmotionClassifier
 from emocam.edge.vision.model_info import file_sha256, load_model_info, sidecar_path
 from emocam.edge.vision.preprocess import Preprocessing
 from emocam.train.data import SIX_CLASSES
+from emocam.train.run import ValidationSplit
 
 requires_tf = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow: pip install 'emocam[train]'"
@@ -344,9 +345,9 @@ def test_text_file_named_keras_is_not_a_model(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({"seed": 7, "val_fraction": 0.2, "extra_data": ["mine"]}, (0.2, 7, ("mine",))),
-        ({"seed": 7}, (0.1, 7, ())),  # fit's default fraction
-        ({}, (0.0, 0, ())),  # no recorded split: the sidecar gets no validation metrics
+        ({"seed": 7, "val_fraction": 0.2, "extra_data": ["mine"]}, (ValidationSplit(0.2, 7, "none", 0), ("mine",))),
+        ({"seed": 7}, (ValidationSplit(0.1, 7, "none", 0), ())),  # fit's default fraction, a v1 run's split
+        ({}, (None, ())),  # no recorded split: the sidecar gets no validation metrics
     ],
 )
 def test_the_runs_validation_split_is_read_from_its_config(tmp_path: Path, config: dict, expected: tuple) -> None:
@@ -354,7 +355,7 @@ def test_the_runs_validation_split_is_read_from_its_config(tmp_path: Path, confi
     (tmp_path / "labels.json").write_text(json.dumps(list(LABELS)))
     (tmp_path / "config.json").write_text(json.dumps(config))
     source = quantize.read_source(tmp_path)
-    assert (source.val_fraction, source.seed, source.extra_data) == expected
+    assert (source.split, source.extra_data) == expected
 
 
 def test_bad_split_in_the_run_config_names_the_file(tmp_path: Path) -> None:
