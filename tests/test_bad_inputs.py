@@ -158,11 +158,15 @@ def config_case(id: str, toml: str, names: str, command: str = "check-config", e
 CASES: list[Case] = [
     # --- emocam: the config file ---
     Case("config file missing", ("emocam", "check-config", "--config", "{tmp}/nope.toml"), 2, "{tmp}/nope.toml"),
+    Case("config path is a folder", ("emocam", "check-config", "--config", "{tmp}"), 2, "{tmp}"),
+    Case("config env missing", ("emocam", "check-config"), 2, "{tmp}/nope.toml",
+         env={"EMOCAM_CONFIG": "{tmp}/nope.toml"}),
     config_case("config not TOML", "[source\nname = 1\n", "{tmp}/emocam.toml"),
     config_case("unknown section", "[camera]\nfps = 10\n", "camera"),
     config_case("unknown key", "[source]\nfsp = 10\n", "source.fsp"),
     config_case("wrong type", '[source]\nfps = "fast"\n', "source.fps"),
     config_case("value out of range", "[tracker]\nmin_iou = 2.0\n", "tracker.min_iou"),
+    config_case("frame width -1", "[source]\nwidth = -1\n", "source.width"),
     config_case("mqtt qos 3", "[mqtt]\nqos = 3\n", "mqtt.qos"),
     config_case("mqtt keepalive 0", "[mqtt]\nkeepalive = 0\n", "mqtt.keepalive"),
     config_case("log level", 'log_level = "loud"\n', "loud"),
@@ -189,6 +193,8 @@ CASES: list[Case] = [
     Case("source: a text file named .mp4", ("emocam", "run", "--source", "{tmp}/clip.mp4", "--no-realtime"), 4,
          "clip.mp4", (text("clip.mp4", "not a video"),),
          known="edge/: FFmpeg's own '[mov,mp4,...] moov atom not found' line reaches stderr beside the error"),
+    Case("source camera missing", ("emocam", "run", "--source", "/dev/video63", "--no-realtime"), 4, "camera 63",
+         known="edge/: OpenCV's own '[ WARN:0@...] global cap_v4l.cpp' lines reach stderr beside the error"),
     Case("source env missing", ("emocam", "run", "--no-realtime"), 4, "{tmp}/gone.mp4",
          env={"EMOCAM_SOURCE": "{tmp}/gone.mp4"}),
     # --- emocam: the broker ---
