@@ -15,6 +15,7 @@ import cv2
 from emocam.edge.capture.files import ImageFolderSource, VideoFileSource
 from emocam.edge.capture.frames import Clock, FrameSource
 from emocam.edge.capture.live import STREAM_SCHEMES, LiveSource, OpenCVCamera
+from emocam.edge.capture.opencv import open_capture
 from emocam.edge.capture.settings import SourceConfig
 from emocam.edge.errors import SourceError
 
@@ -89,7 +90,7 @@ def first_v4l2_camera(dev: Path = Path("/dev")) -> int | None:
     """
     indexes = sorted(int(m.group(1)) for p in dev.glob("video*") if (m := _V4L2_NODE.match(p.name)))
     for index in indexes:
-        capture = cv2.VideoCapture(index, cv2.CAP_V4L2)
+        capture = open_capture(index, cv2.CAP_V4L2)
         try:
             if capture.isOpened():
                 return index

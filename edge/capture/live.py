@@ -16,6 +16,7 @@ from typing import Protocol
 import cv2
 
 from emocam.edge.capture.frames import Frame, Picture, SourceBase
+from emocam.edge.capture.opencv import open_capture
 from emocam.edge.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class OpenCVCamera:
             self.description = f"V4L2 camera {target}"
 
     def open(self) -> None:
-        capture = cv2.VideoCapture(self._target, self._api)
+        capture = open_capture(self._target, self._api)
         if not capture.isOpened():
             capture.release()
             raise SourceError(f"cannot open {self.description}; check that it exists and is not in use")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -35,10 +34,7 @@ def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:
 
 
 def _set_tls(client: mqtt.Client, s: MqttSettings) -> None:
-    for name in ("ca_file", "cert_file", "key_file"):
-        path = getattr(s, name)
-        if path and not Path(path).is_file():
-            raise PublishError(f"{name} {path} does not exist or is not a file; fix the path or unset it")
+    s.check_tls_files()
     try:
         client.tls_set(ca_certs=s.ca_file or None, certfile=s.cert_file or None, keyfile=s.key_file or None)
     except (OSError, ssl.SSLError, ValueError) as exc:

@@ -10,9 +10,11 @@ systemd credential or the environment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from emocam.edge.errors import PublishError
 from emocam.edge.field_checks import check_choice, check_range, check_whole
 from emocam.edge.mqtt.wire import DEVICE_ID_RULE, TopicKind, is_valid_device_id, topic
 
@@ -135,3 +137,11 @@ class MqttSettings:
     def topic(self, kind: TopicKind) -> str:
         """``availability``, ``events``, ``state`` or ``stats`` -> ``<prefix>/<device_id>/<kind>``."""
         return topic(self.topic_prefix, self.device_id, kind)
+
+    def check_tls_files(self) -> None:
+        """PublishError (exit 6) naming a TLS file that is not there: what the publisher would meet
+        at start-up, checked by ``emocam check-config`` too. Their contents are paho's to judge."""
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise PublishError(f"{name} {path} does not exist or is not a file; fix the path or unset it")

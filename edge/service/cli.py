@@ -173,6 +173,8 @@ def _check_config(args: argparse.Namespace) -> int:
     from emocam.edge.vision.classifier import EmotionClassifier
 
     config = _load(args, {})
+    if config.mqtt.url:
+        config.mqtt.check_tls_files()  # what the publisher checks at start-up (exit 6)
     # What `run` loads: the sidecar, the sha256, and a TFLite file the runtime can parse and that
     # matches its sidecar (exit 3 otherwise), so the installer's check catches a broken model.
     info = EmotionClassifier(config.model.resolved_path, num_threads=config.model.num_threads).info
