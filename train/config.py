@@ -21,6 +21,12 @@ def knob(default: Any, help: str) -> Any:
 class TrainConfig:
     data: str = knob("", "dataset: Kaggle folder, .zip, fer2013.csv or a folder of <class>/ images")
     extra_data: tuple[str, ...] = knob((), "more class-folder datasets mixed into training (fine-tuning on your faces)")
+    replay_from: str = knob(
+        "",
+        "fine-tuning: mix a fixed, seeded sample of this dataset's training split (e.g. FER-2013) into training, "
+        "so classes your folder lacks keep what the base model knew; never used for validation",
+    )
+    replay_per_class: int = knob(200, "images per class drawn from --replay-from")
     out: str = knob("runs/emocam", "run directory: weights, config, labels, history, metrics")
     classes: str = knob("six", "six (drop disgust), seven, or merge-disgust (disgust counted as angry)")
     architecture: str = knob("vgg-m", "a name from emocam.train.architectures.ARCHITECTURES")
@@ -171,6 +177,7 @@ RANGES: dict[str, Range] = {
     "val_fraction": Range(0, 1, low_open=True, high_open=True),
     "val_jpeg_quality": Range(0, 100),
     "limit_per_class": Range(0),
+    "replay_per_class": Range(1),
     "rotation_deg": Range(0, 180),
     "shear": Range(0, 1),
     "zoom": Range(0, 0.9),

@@ -48,6 +48,8 @@ EXPECTED_LAYOUT = (
     "fer2013.csv with columns emotion,pixels,Usage, or DATA/<class>/ images (your own labelled faces), "
     f"with <class> one of {', '.join(SEVEN_CLASSES)}"
 )
+# The layout of a user's own faces, as `emocam collect --out FOLDER` writes it.
+USER_LAYOUT = "expected {root}/<label>/*.png (e.g. {root}/happy/0001.png), as `emocam collect --out {root}` writes"
 CACHE_VERSION = 1
 
 
@@ -175,6 +177,9 @@ def _read_class_folders(root: Path) -> Iterator[tuple[str, bytes, str]]:
     labels = [(_class_of(d.name, str(d)), d) for d in class_dirs]
     for label, folder in labels:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files and any(p.is_dir() for p in folder.iterdir()):
+            raise DataError(f"class folder {folder} holds folders but no images: nested too deep; "
+                            f"{USER_LAYOUT.format(root=root)}")
         if not files:
             raise DataError(f"class folder {folder} is empty; put its .png/.jpg faces there or remove it")
         for path in files:
@@ -223,8 +228,36 @@ def _raw_source(path: Path, split: str) -> tuple[Iterator[tuple[str, np.ndarray 
         subdirs = {p.name.lower() for p in path.iterdir() if p.is_dir()}
         if subdirs and subdirs <= set(SEVEN_CLASSES):
             return _read_class_folders(path), str(path)  # a user's <class>/ folders: no split
+        layout_problem = user_layout_problem(path)
+        if layout_problem:
+            raise DataError(layout_problem)
         raise DataError(f"{path} has no '{split}/' folder and is not a folder of class folders; {EXPECTED_LAYOUT}")
     raise DataError(f"{path} is neither a folder, a .zip nor a .csv; {EXPECTED_LAYOUT}")
+
+
+def is_class_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a user's folder of <class>/ folders (no train/test split inside)."""
+    path = Path(path)
+    if not path.is_dir() or (path / "train").is_dir():
+        return False
+    subdirs = {p.name.lower() for p in path.iterdir() if p.is_dir()}
+    return bool(subdirs) and subdirs <= set(SEVEN_CLASSES)
+
+
+def user_layout_problem(path: Path) -> str:
+    """One line for a folder that was meant as a user's <class>/ folders but is laid out otherwise
+    (images directly in it, or the class folders one level down); '' when it is neither."""
+    entries = list(path.iterdir())
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if images:
+        return (f"{path} holds {len(images)} images directly (e.g. {images[0].name}) but they need a class folder; "
+                f"{USER_LAYOUT.format(root=path)}")
+    for sub in sorted(p for p in entries if p.is_dir()):
+        inner = {p.name.lower() for p in sub.iterdir() if p.is_dir()}
+        if inner and inner <= set(SEVEN_CLASSES) and sub.name.lower() not in ("train", "test"):
+            return (f"{path} holds its class folders one level down, in {sub}; give --data {sub} "
+                    f"({USER_LAYOUT.format(root=sub)})")
+    return ""
 
 
 # --- decode once, cache as uint8 ------------------------------------------------------------
@@ -349,14 +382,27 @@ def duplicate_groups(images: np.ndarray) -> np.ndarray:
     return np.array([ids.setdefault(digest, len(ids)) for digest in digests], dtype=np.int64)
 
 
+def validation_count(members: int, fraction: float, small_classes: bool = True) -> int:
+    """How many of a class's ``members`` go to validation: its rounded share; with
+    ``small_classes``, at least one for a class of 2 or more (a user's few dozen faces per class
+    still get scored) and never all of them (a class of one stays in training)."""
+    share = int(round(members * fraction))
+    if not small_classes:
+        return share  # FER-2013 layouts: the split every earlier run drew
+    if members < 2:
+        return 0
+    return min(members - 1, max(1, share))
+
+
 def split_validation(
-    ds: Dataset, fraction: float = 0.1, seed: int = 0, grouping: str = "none"
+    ds: Dataset, fraction: float = 0.1, seed: int = 0, grouping: str = "none", small_classes: bool = False
 ) -> tuple[Dataset, Dataset]:
     """Stratified train/validation split; the same seed gives the same split.
 
     ``grouping="pixels"`` moves whole duplicate groups: no validation image then has a
     pixel-identical twin in training, which would otherwise score ~90% and flatter the model.
     Each group counts under the label of its first image; ``none`` is the plain per-file split.
+    ``small_classes`` (a user's own folder): see ``validation_count``.
     """
     if not 0.0 < fraction < 1.0:
         raise DataError(f"validation fraction {fraction} must be between 0 and 1")
@@ -367,10 +413,16 @@ def split_validation(
     _, first = np.unique(groups, return_index=True)  # first image of each group, in group-id order
     group_labels = ds.labels[first]
     val_groups: list[np.ndarray] = []
+    alone: list[str] = []
     for label in range(len(ds.label_names)):
         members = np.flatnonzero(group_labels == label)
         rng.shuffle(members)
-        val_groups.append(members[: int(round(len(members) * fraction))])
+        val_groups.append(members[: validation_count(len(members), fraction, small_classes)])
+        if small_classes and len(members) == 1:
+            alone.append(ds.label_names[label])
+    if alone:
+        log.warning("%s: %s has a single image (or duplicate group): kept in training, none in validation",
+                    ds.source, ", ".join(alone))
     in_val = np.isin(groups, np.concatenate(val_groups))
     val, train = np.flatnonzero(in_val), np.flatnonzero(~in_val)
     suffix = " by duplicate group" if grouping == "pixels" else ""
@@ -400,10 +452,15 @@ def training_split(
     extra_data: Iterable[str | Path] = (),
     cache_dir: str | Path = "",
     limit_per_class: int = 0,
+    replay_from: str | Path = "",
+    replay_per_class: int = 0,
 ) -> tuple[Dataset, Dataset]:
     """A run's training and validation sets: ``data`` plus ``extra_data``, split as the run
     recorded (``ValidationSplit.of_run`` of its config). The one place the split is drawn: fit,
-    evaluate and convert all come here, so they agree on which images chose a model."""
+    evaluate and convert all come here, so they agree on which images chose a model.
+
+    ``replay_from`` adds a fixed, seeded sample of ``replay_per_class`` images per class of that
+    dataset's training split to training only: validation stays the user's own data."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     parts = [load_dataset(data, "train", classes, cache_dir=cache)]
     for extra in extra_data:
@@ -411,7 +468,9 @@ def training_split(
     for part in parts:
         log.info("%s", part.summary())
     everything = concat(parts)
-    train, val = split_validation(everything, split.fraction, split.seed, split.grouping)
+    # A user's folder of a few dozen faces per class: every class of two or more is scored.
+    small_classes = is_class_folder(data)
+    train, val = split_validation(everything, split.fraction, split.seed, split.grouping, small_classes)
     if limit_per_class:
         train = per_class_limit(train, limit_per_class, split.seed)
         val = per_class_limit(val, max(2, limit_per_class // 4), split.seed)
@@ -421,6 +480,12 @@ def training_split(
             f"{len(train)} for training and {len(val)} for validation; give more images per class, "
             "or another --val-fraction"
         )
+    if replay_from:
+        replay = load_dataset(replay_from, "train", everything.label_names, cache_dir=cache)
+        replay = per_class_limit(replay, replay_per_class, split.seed)
+        replay = replace(replay, source=f"replay {replay.source}")
+        log.info("%s (training only)", replay.summary())
+        train = concat([train, replay])
     return train, val
 
 

@@ -24,17 +24,18 @@ import sys
 import time
 import warnings
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from emocam.edge.errors import EmocamError
 from emocam.edge.vision.preprocess import Preprocessing
-from emocam.train import run
+from emocam.train import finetune, run
 from emocam.train.architectures import ARCHITECTURES, count_macs, describe_choices, has_pooling_head
 from emocam.train.augment import augmented_batches
 from emocam.train.config import TrainConfig, TrainConfigError, add_arguments, from_arguments, validate
-from emocam.train.data import DataError, Dataset, jpeg_reencoded, training_split
+from emocam.train.data import DataError, Dataset, is_class_folder, jpeg_reencoded, training_split
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +326,11 @@ def check_before_training(cfg: TrainConfig, resume: bool = False, overwrite: boo
         if path.suffix == ".keras" and not zipfile.is_zipfile(path):
             raise TrainConfigError(f"--init-from {path} is not a Keras file (a .keras file is the zip archive that "
                                    "model.save() writes); give a run directory holding best.keras, or a .keras file")
+    if cfg.replay_from and not Path(cfg.replay_from).exists():
+        raise TrainConfigError(f"--replay-from {cfg.replay_from} does not exist; give a FER-2013 folder, .zip or "
+                               "fer2013.csv (or any dataset) to draw the replay sample from")
+    if is_class_folder(cfg.data):
+        finetune.check_folder(cfg)
     run.check_out(Path(cfg.out), resume, overwrite)
     return cfg
 
@@ -352,7 +358,7 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
     check_before_training(cfg, resume, overwrite)
     run_dir = Path(cfg.out)
     train, val = training_split(cfg.data, run.ValidationSplit.of_run(cfg.to_dict()), cfg.classes, cfg.extra_data,
-                                cfg.cache_dir, cfg.limit_per_class)
+                                cfg.cache_dir, cfg.limit_per_class, cfg.replay_from, cfg.replay_per_class)
     import keras  # after the data: a bad dataset is refused without loading TensorFlow
 
     keras.utils.set_random_seed(cfg.seed)
@@ -486,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
         # A resumed run keeps the knobs it recorded; flags given now override them.
         base = run.read_train_config(Path(args.out or TrainConfig().out)) if args.resume else None
         cfg = from_arguments(args, base)
+        if base is None:  # a new run: defaults for a fine-tune on a small folder (resumed runs recorded theirs)
+            given = {f.name for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+            cfg = finetune.resolve(cfg, given)
         if not cfg.data:
             parser.error("--data is required: a FER-2013 folder, .zip or fer2013.csv (or a folder of <class>/ faces)")
         check_before_training(cfg, args.resume, args.overwrite)
