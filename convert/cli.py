@@ -43,7 +43,7 @@ from emocam.edge.vision.classifier import EmotionClassifier
 from emocam.edge.vision.model_info import write_model_info
 from emocam.train import run
 from emocam.train.calibration import expected_calibration_error
-from emocam.train.data import Dataset, default_cache_dir, jpeg_reencoded, load_dataset, subset
+from emocam.train.data import Dataset, default_cache_dir, is_class_folder, jpeg_reencoded, load_dataset, subset
 from emocam.train.metrics import classification_report
 from emocam.train.tf_startup import quiet_tensorflow_startup
 
@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the .tflite to write; its sidecar goes beside it as .json (default: %(default)s)")
     parser.add_argument("--representative-count", type=_non_negative, default=500,
                         help="training images used to calibrate int8, equal per class (default: %(default)s)")
-    parser.add_argument("--verify-split", default="test", help="split to verify on (default: %(default)s)")
+    parser.add_argument("--verify-split", default="test",
+                        help="split to verify on (default: %(default)s; a folder of <label>/ faces has none, so "
+                        "the run's own validation split of it is verified on)")
     parser.add_argument("--verify-limit", type=_non_negative, default=0,
                         help="verify on at most this many images, a seeded random sample (default: all)")
     parser.add_argument("--max-drop", type=float, default=1.0,
@@ -149,17 +151,37 @@ def _load(data: str, split: str, source: Source) -> Dataset:
     return dataset
 
 
-def _validation_split(data: str, source: Source) -> Dataset | None:
-    """The run's own validation split, re-drawn as ``emocam-train fit`` drew it, so the sidecar can
-    say how the converted model scores on data that chose it. None when the run did not record it."""
+def _run_split(data: str, source: Source) -> tuple[Dataset, Dataset] | None:
+    """The run's own (training, validation) split, re-drawn as ``emocam-train fit`` drew it (its
+    replay sample in training), so the sidecar can say how the converted model scores on data that
+    chose it. None when the run did not record it."""
     if source.split is None:
         log.warning("%s records no validation split; the sidecar will have no validation metrics", source.run_dir)
         return None
     from emocam.train.data import training_split  # the one place the validation split is drawn
 
-    _, validation = training_split(data, source.split, source.classes or source.labels, source.extra_data,
-                                   source.cache_dir)
-    return _check_classes(validation, source)
+    train, validation = training_split(data, source.split, source.classes or source.labels, source.extra_data,
+                                       source.cache_dir, replay_from=source.replay_from,
+                                       replay_per_class=source.replay_per_class)
+    return _check_classes(train, source), _check_classes(validation, source)
+
+
+def _calibration_and_verification(data: str, args: argparse.Namespace, source: Source,
+                                  split: tuple[Dataset, Dataset] | None) -> tuple[Dataset, Dataset, str]:
+    """(images to calibrate int8 on, images to verify on, the verification split's name). A user's
+    folder of <label>/ faces has no test split: the run's training split (replay included)
+    calibrates and its validation split verifies, so no image verifies that also calibrated."""
+    if not is_class_folder(data):
+        train = _load(data, "train", source)
+        test = _limit(_load(data, args.verify_split, source), args.verify_limit)
+        if test.source == train.source:
+            log.warning("%s has no separate %r split: verifying on training images", data, args.verify_split)
+        return train, test, args.verify_split
+    if split is None:
+        raise ConvertError(f"{data} is a folder of <label>/ faces with no test split, and {source.run_dir} records no "
+                           "validation split to verify on; convert a run that emocam-train fit wrote")
+    log.info("%s has no test split: calibrating on the run's training split, verifying on its validation split", data)
+    return split[0], _limit(split[1], args.verify_limit), "validation"
 
 
 def _validation_metrics(classifier: EmotionClassifier, validation: Dataset | None) -> dict[str, Any]:
@@ -242,14 +264,12 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     data = args.data or source.data
     if not data:
         raise ConvertError(f"no --data given and {source.run_dir / run.CONFIG} names no dataset; pass --data PATH")
-    validation = _validation_split(data, source)
+    split = _run_split(data, source)
+    validation = split[1] if split is not None else None
     scored_validation = _scored_validation(validation, source)
     model, source, calibration_record = _load_models(sources, args, scored_validation)
 
-    train = _load(data, "train", source)
-    test = _limit(_load(data, args.verify_split, source), args.verify_limit)
-    if test.source == train.source:
-        log.warning("%s has no separate %r split: verifying on training images", data, args.verify_split)
+    train, test, verify_split = _calibration_and_verification(data, args, source, split)
     chosen = representative_indices(train.labels, args.representative_count, len(source.labels), SAMPLING_SEED)
     calibration = pin_input_range(train.images[chosen], source.preprocessing)
     log.info("calibrating int8 on %d training images", len(calibration))
@@ -270,7 +290,7 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
             info = write_model(path, content, source, model_name, version, now)
             classifier = EmotionClassifier(path, threads)
             result = compare(
-                precision, classifier, reference_probs, test.images, test.labels, source.labels, args.verify_split
+                precision, classifier, reference_probs, test.images, test.labels, source.labels, verify_split
             )
             print(result.summary())
             validation_metrics = _validation_metrics(classifier, validation)

@@ -69,6 +69,8 @@ class Source:
     # model on it; None when the run did not record it (a bare .keras file).
     split: ValidationSplit | None = None
     extra_data: tuple[str, ...] = ()
+    replay_from: str = ""  # a fine-tune's replay dataset, mixed into its training split ('' for none)
+    replay_per_class: int = 0
     ensemble_runs: tuple[Path, ...] = ()  # the other members' runs when several models are averaged
 
 
@@ -117,9 +119,11 @@ def read_source(path: Path, flag: str = "SOURCE") -> Source:
         params, macs = int(config.get("params", 0) or 0), int(config.get("macs", 0) or 0)
         # fit always records its split; a hand-written config without a seed has no split to redraw.
         split = ValidationSplit.of_run(dict(config)) if "seed" in config else None
+        replay_per_class = int(config.get("replay_per_class", 0) or 0)
     except (TypeError, ValueError) as exc:  # RunError is a ValueError
         raise ConvertError(
-            f"run config {config_path}: params, macs, val_fraction, seed and val_jpeg_quality must be numbers ({exc})"
+            f"run config {config_path}: params, macs, val_fraction, seed, val_jpeg_quality and replay_per_class "
+            f"must be numbers ({exc})"
         ) from exc
     if not isinstance(extra_data, list) or not all(isinstance(item, str) for item in extra_data):
         raise ConvertError(f"run config {config_path}: extra_data must be a list of dataset paths, got {extra_data!r}")
@@ -136,6 +140,8 @@ def read_source(path: Path, flag: str = "SOURCE") -> Source:
         cache_dir=str(config.get("cache_dir", "") or ""),
         split=split,
         extra_data=tuple(extra_data),
+        replay_from=str(config.get("replay_from", "") or ""),
+        replay_per_class=replay_per_class,
     )
 
 

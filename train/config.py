@@ -26,7 +26,9 @@ class TrainConfig:
         "fine-tuning: mix a fixed, seeded sample of this dataset's training split (e.g. FER-2013) into training, "
         "so classes your folder lacks keep what the base model knew; never used for validation",
     )
-    replay_per_class: int = knob(200, "images per class drawn from --replay-from")
+    replay_per_class: int = knob(
+        100, "images per class drawn from --replay-from (100 x 6 keeps a fine-tune of a few hundred faces to minutes)"
+    )
     out: str = knob("runs/emocam", "run directory: weights, config, labels, history, metrics")
     classes: str = knob("six", "six (drop disgust), seven, or merge-disgust (disgust counted as angry)")
     architecture: str = knob("vgg-m", "a name from emocam.train.architectures.ARCHITECTURES")

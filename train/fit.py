@@ -356,6 +356,7 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
         stop_at_epoch: int = 0) -> Path:
     """Train according to ``cfg``; returns the run directory."""
     check_before_training(cfg, resume, overwrite)
+    finetune.warn_missing(cfg)
     run_dir = Path(cfg.out)
     train, val = training_split(cfg.data, run.ValidationSplit.of_run(cfg.to_dict()), cfg.classes, cfg.extra_data,
                                 cfg.cache_dir, cfg.limit_per_class, cfg.replay_from, cfg.replay_per_class)

@@ -14,7 +14,7 @@ import pytest
 
 from emocam.train.config import TrainConfig
 from emocam.train.data import SIX_CLASSES, DataError, Dataset, load_dataset, split_validation, validation_count
-from emocam.train.finetune import FINE_TUNE_DEFAULTS, check_folder, resolve
+from emocam.train.finetune import FINE_TUNE_DEFAULTS, check_folder, resolve, warn_missing
 
 
 def write_faces(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
@@ -78,7 +78,7 @@ def test_missing_classes_are_a_warning_naming_them(tmp_path: Path, caplog: pytes
     mine = write_faces(tmp_path / "mine", {"happy": 3, "sad": 3})
     base = base_run(tmp_path / "base")
     with caplog.at_level(logging.WARNING):
-        check_folder(TrainConfig(data=str(mine), init_from=str(base)))
+        warn_missing(TrainConfig(data=str(mine), init_from=str(base)))
     assert "no images of angry, fear, neutral, surprise: kept from the base model" in caplog.text
     assert "--replay-from" in caplog.text
 

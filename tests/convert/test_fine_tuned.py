@@ -1,0 +1,57 @@
+"""emocam-convert on a run fine-tuned on a user's FOLDER/<label>/ faces (issue 16): no test split,
+so the run's training split (replay included) calibrates and its validation split verifies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from emocam.edge.vision.model_info import load_model_info
+from emocam.train.data import SIX_CLASSES
+from tests.convert.test_convert import band_faces, requires_tf, run_cli, write_split
+
+USER_CLASSES = ("happy", "neutral", "sad")
+
+
+def user_folder(root: Path) -> Path:
+    """FOLDER/<label>/*.png of three of the six classes, 10 faces each, as `emocam collect` writes."""
+    images, labels = band_faces(10, seed=5)
+    keep = [i for i, label in enumerate(labels) if SIX_CLASSES[label] in USER_CLASSES]
+    write_split(root, "mine", images[keep], labels[keep])
+    return root / "mine"
+
+
+@pytest.mark.tensorflow
+@requires_tf
+def test_a_fine_tuned_run_converts_with_its_own_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from emocam.train.architectures import build
+    from emocam.train.fit import main as fit_main
+
+    base = tmp_path / "base"
+    base.mkdir()
+    build("tiny", 48, len(SIX_CLASSES)).save(base / "best.keras")
+    (base / "labels.json").write_text(json.dumps(list(SIX_CLASSES)))
+    (base / "config.json").write_text(json.dumps({"architecture": "tiny", "classes": "six", "seed": 0}))
+    mine = user_folder(tmp_path)
+    write_split(tmp_path / "fer", "train", *band_faces(4, seed=6))
+    run = tmp_path / "runs" / "mine"
+    assert fit_main(["--data", str(mine), "--init-from", str(base), "--out", str(run), "--epochs", "1", "--quiet",
+                     "--replay-from", str(tmp_path / "fer"), "--replay-per-class", "4"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["val_images"] == 6 and config["train_images"] == 24 + 24
+    assert caplog.text.count("has no images of angry, fear, surprise") == 1  # warned once
+
+    out = tmp_path / "deploy" / "mine.tflite"
+    with caplog.at_level(logging.INFO):
+        code, stdout, stderr = run_cli(run, "--data", mine, "--out", out, "--model-version", "2026.12.02-mine",
+                                       "--representative-count", 1000, "--max-drop", 100)
+    assert code == 0, stderr
+    assert "calibrating int8 on 48 training images" in caplog.text  # the folder's training split + replay
+    assert "verifying on training images" not in caplog.text
+    assert "[val 20%" in stdout
+    info = load_model_info(out)  # the sidecar beside it; checks the sha256
+    assert info.labels == SIX_CLASSES and info.version == "2026.12.02-mine" and info.source_run == str(run)
+    assert info.metrics["split"] == "validation" and info.metrics["n"] == 6 and info.metrics["data"] == str(mine)
