@@ -55,3 +55,18 @@ def test_a_fine_tuned_run_converts_with_its_own_folder(tmp_path: Path, caplog: p
     info = load_model_info(out)  # the sidecar beside it; checks the sha256
     assert info.labels == SIX_CLASSES and info.version == "2026.12.02-mine" and info.source_run == str(run)
     assert info.metrics["split"] == "validation" and info.metrics["n"] == 6 and info.metrics["data"] == str(mine)
+
+
+def test_one_image_of_a_small_validation_split_is_not_an_accuracy_drop() -> None:
+    from emocam.convert.verify import AccuracyDropError, Comparison, check_drop
+
+    def lost(images: int, n: int) -> Comparison:
+        return Comparison("int8", "validation", n, 23 / n, (23 - images) / n, 0.3, 1 - images / n)
+
+    check_drop(lost(1, 52), 1.0)  # 1.92 points: one face of 52
+    with pytest.raises(AccuracyDropError, match=r"--max-drop 1.0 \(one image of 52 is 1.92\)"):
+        check_drop(lost(2, 52), 1.0)
+    with pytest.raises(AccuracyDropError, match=r"the limit is --max-drop 1.0\. Nothing"):
+        check_drop(lost(80, 7000), 1.0)  # a large split: the limit as given
+    with pytest.raises(AccuracyDropError):
+        check_drop(lost(0, 52), -50)  # a negative limit stays a demand
