@@ -252,6 +252,11 @@ def user_layout_problem(path: Path) -> str:
     if images:
         return (f"{path} holds {len(images)} images directly (e.g. {images[0].name}) but they need a class folder; "
                 f"{USER_LAYOUT.format(root=path)}")
+    with_images = [p for p in entries if p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())]
+    unknown = sorted(p.name for p in with_images if p.name.lower() not in SEVEN_CLASSES)
+    if unknown and len(unknown) < len(with_images):  # some label folders, some others: a typo or a new name
+        return (f"{path}: {', '.join(unknown)} is not a label; rename it to one of {', '.join(SEVEN_CLASSES)} "
+                f"or remove it ({USER_LAYOUT.format(root=path)})")
     for sub in sorted(p for p in entries if p.is_dir()):
         inner = {p.name.lower() for p in sub.iterdir() if p.is_dir()}
         if inner and inner <= set(SEVEN_CLASSES) and sub.name.lower() not in ("train", "test"):

@@ -109,6 +109,9 @@ def test_wrong_layouts_say_the_expected_one(tmp_path: Path) -> None:
     (deep / "monday" / "a.png").write_bytes(b"")
     with pytest.raises(DataError, match=r"nested too deep; expected .*deep/<label>/\*\.png"):
         load_dataset(tmp_path / "deep")
+    write_faces(tmp_path / "typo", {"happy": 1, "hapy": 1})
+    with pytest.raises(DataError, match=r"typo: hapy is not a label; rename it to one of angry, disgust"):
+        load_dataset(tmp_path / "typo")
     write_faces(tmp_path / "up" / "faces", {"happy": 1})
     with pytest.raises(DataError, match=r"one level down, in .*up/faces; give --data .*up/faces"):
         load_dataset(tmp_path / "up")
