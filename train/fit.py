@@ -476,7 +476,12 @@ def _list_architectures(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emocam-train fit", description="Train an emotion CNN into a run directory.")
+    defaults = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in finetune.FINE_TUNE_DEFAULTS.items())
+    parser = argparse.ArgumentParser(
+        prog="emocam-train fit", description="Train an emotion CNN into a run directory.",
+        epilog=f"Fine-tuning (--init-from RUN --data FOLDER with FOLDER/<label>/*.png): knobs not given default to "
+        f"{defaults} and the base run's --architecture and --classes; see docs/fine-tuning.md.",
+    )
     add_arguments(parser)
     _list_architectures(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
