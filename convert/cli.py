@@ -166,11 +166,12 @@ def _run_split(data: str, source: Source) -> tuple[Dataset, Dataset] | None:
     return _check_classes(train, source), _check_classes(validation, source)
 
 
-def _calibration_and_verification(data: str, args: argparse.Namespace, source: Source,
+def _calibration_and_verification(data: str, own: str, args: argparse.Namespace, source: Source,
                                   split: tuple[Dataset, Dataset] | None) -> tuple[Dataset, Dataset, str]:
     """(images to calibrate int8 on, images to verify on, the verification split's name). A user's
     folder of <label>/ faces has no test split: the run's training split (replay included)
-    calibrates and its validation split verifies, so no image verifies that also calibrated."""
+    calibrates and its validation split verifies, so no image verifies that also calibrated; a
+    folder other than the one the run trained on (``own``) is verified on whole."""
     if not is_class_folder(data):
         train = _load(data, "train", source)
         test = _limit(_load(data, args.verify_split, source), args.verify_limit)
@@ -180,6 +181,9 @@ def _calibration_and_verification(data: str, args: argparse.Namespace, source: S
     if split is None:
         raise ConvertError(f"{data} is a folder of <label>/ faces with no test split, and {source.run_dir} records no "
                            "validation split to verify on; convert a run that emocam-train fit wrote")
+    if Path(data).resolve() != Path(own).resolve():
+        log.info("verifying on all of %s, a folder the run did not train on", data)
+        return split[0], _limit(_load(data, "train", source), args.verify_limit), "test"
     log.info("%s has no test split: calibrating on the run's training split, verifying on its validation split", data)
     return split[0], _limit(split[1], args.verify_limit), "validation"
 
@@ -264,12 +268,15 @@ def convert(args: argparse.Namespace, now: datetime) -> list[Path]:
     data = args.data or source.data
     if not data:
         raise ConvertError(f"no --data given and {source.run_dir / run.CONFIG} names no dataset; pass --data PATH")
-    split = _run_split(data, source)
+    # The run's validation split is of the data it trained on, even when --data names another
+    # dataset to verify on (a model fine-tuned on a user's folder, verified on FER-2013's test).
+    own = source.data if source.data and Path(source.data).exists() else data
+    split = _run_split(own, source)
     validation = split[1] if split is not None else None
     scored_validation = _scored_validation(validation, source)
     model, source, calibration_record = _load_models(sources, args, scored_validation)
 
-    train, test, verify_split = _calibration_and_verification(data, args, source, split)
+    train, test, verify_split = _calibration_and_verification(data, own, args, source, split)
     chosen = representative_indices(train.labels, args.representative_count, len(source.labels), SAMPLING_SEED)
     calibration = pin_input_range(train.images[chosen], source.preprocessing)
     log.info("calibrating int8 on %d training images", len(calibration))

@@ -56,6 +56,23 @@ def test_a_fine_tuned_run_converts_with_its_own_folder(tmp_path: Path, caplog: p
     assert info.labels == SIX_CLASSES and info.version == "2026.12.02-mine" and info.source_run == str(run)
     assert info.metrics["split"] == "validation" and info.metrics["n"] == 6 and info.metrics["data"] == str(mine)
 
+    # Verified on FER-2013's test split instead: validation is still the run's own folder's.
+    write_split(tmp_path / "fer", "test", *band_faces(2, seed=7))
+    code, stdout, stderr = run_cli(run, "--data", tmp_path / "fer", "--out", tmp_path / "fer.tflite",
+                                   "--representative-count", 30, "--max-drop", 100)
+    assert code == 0, stderr
+    info = load_model_info(tmp_path / "fer.tflite")
+    assert info.metrics["split"] == "test" and info.metrics["n"] == 12
+    assert info.metrics["validation"]["n"] == 6 and str(mine) in info.metrics["validation"]["source"]
+
+    # Another folder of faces (held-out people) is verified on whole.
+    others = user_folder(tmp_path / "others")
+    code, stdout, stderr = run_cli(run, "--data", others, "--out", tmp_path / "others.tflite",
+                                   "--representative-count", 30, "--max-drop", 100)
+    assert code == 0, stderr
+    info = load_model_info(tmp_path / "others.tflite")
+    assert info.metrics["split"] == "test" and info.metrics["n"] == 30 and info.metrics["validation"]["n"] == 6
+
 
 def test_one_image_of_a_small_validation_split_is_not_an_accuracy_drop() -> None:
     from emocam.convert.verify import AccuracyDropError, Comparison, check_drop
