@@ -56,6 +56,10 @@ def resolve(cfg: TrainConfig, given: set[str]) -> TrainConfig:
     changes: dict[str, Any] = {name: value for name, value in FINE_TUNE_DEFAULTS.items() if name not in given}
     if "architecture" not in given and isinstance(base.get("architecture"), str):
         changes["architecture"] = base["architecture"]
+    # A pooling-head base trained on random crops keeps that augmentation: its filters were learnt
+    # on faces seen through a 40x40 window, and it is scored on whole faces either way.
+    if "crop" not in given and isinstance(base.get("crop"), int) and not isinstance(base["crop"], bool):
+        changes["crop"] = base["crop"]
     if "classes" not in given:
         labels = base_labels(cfg.init_from)
         scheme = base.get("classes")

@@ -28,10 +28,11 @@ def write_faces(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
 
 
 def base_run(folder: Path, labels: tuple[str, ...] = SIX_CLASSES, architecture: str = "tiny",
-             classes: str | list[str] = "six", model: bool = False) -> Path:
+             classes: str | list[str] = "six", model: bool = False, crop: int = 0) -> Path:
     folder.mkdir(parents=True)
     (folder / "labels.json").write_text(json.dumps(list(labels)))
-    (folder / "config.json").write_text(json.dumps({"architecture": architecture, "classes": classes, "seed": 1}))
+    config = {"architecture": architecture, "classes": classes, "seed": 1, "crop": crop}
+    (folder / "config.json").write_text(json.dumps(config))
     if model:
         from emocam.train.architectures import build
 
@@ -61,11 +62,13 @@ def test_fine_tune_defaults_apply_only_to_a_warm_start_on_a_class_folder_and_onl
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     mine = write_faces(tmp_path / "mine", {"happy": 2, "sad": 2})
-    base = base_run(tmp_path / "base", architecture="tiny-pool", classes="merge-disgust")
+    base = base_run(tmp_path / "base", architecture="tiny-pool", classes="merge-disgust", crop=40)
     cfg = resolve(TrainConfig(data=str(mine), init_from=str(base), epochs=3), {"data", "init_from", "epochs"})
     assert cfg.epochs == 3 and cfg.learning_rate == FINE_TUNE_DEFAULTS["learning_rate"]
     assert cfg.warmup_epochs == FINE_TUNE_DEFAULTS["warmup_epochs"] and cfg.architecture == "tiny-pool"
-    assert cfg.classes == "merge-disgust"
+    assert cfg.classes == "merge-disgust" and cfg.crop == 40  # the base's crop training goes on
+    given = {"data", "init_from", "crop"}
+    assert resolve(TrainConfig(data=str(mine), init_from=str(base), crop=0), given).crop == 0
     assert TrainConfig(data=str(mine)) == resolve(TrainConfig(data=str(mine)), {"data"})  # no --init-from
     fer_like = write_faces(tmp_path / "fer" / "train", {"happy": 2, "sad": 2}).parent
     assert resolve(TrainConfig(data=str(fer_like), init_from=str(base)), {"data"}).epochs == TrainConfig().epochs
