@@ -12,7 +12,7 @@ same split, then, and only then, scored once on the test split, and timed by
 
 The result goes to OUT (``emocam-fer6.tflite`` and its sidecar, ``choice.json`` with every
 number); copying it into ``edge/models/`` is left to the person who reads those numbers.
-It calls the CLIs, so this script itself needs nothing beyond the standard library.
+It calls the CLIs for everything that needs TensorFlow; the runs are read through train/run.py.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from emocam.train.run import CONFIG, RunError, ValidationSplit, read_config, read_state
 
 REPO = Path(__file__).resolve().parents[1]
 # int8 on one x86 core, measured with bench/model_latency.py: vgg-m-pool (264M MACs) 1.51 ms.
@@ -52,19 +55,22 @@ class Candidate:
             ", flip TTA" if self.flip_tta else "")
 
 
-def read_run(run: str) -> dict:
-    path = Path(run) / "config.json"
+def read_run(run: str) -> dict[str, Any]:
+    """The run's recorded config (train/run.py reads it); exit naming the folder if there is none."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        sys.exit(f"finish_recipe: {path}: not a training run ({exc})")
+        config = read_config(Path(run))
+    except RunError as exc:
+        sys.exit(f"finish_recipe: {exc}")
+    if not config:
+        sys.exit(f"finish_recipe: {run} has no {CONFIG}: not a training run")
+    return config
 
 
 def epochs_done(run: str) -> int:
     try:
-        return int(json.loads((Path(run) / "state.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
+        return read_state(Path(run))[0]
+    except RunError:
+        return 0  # not started, or its state unreadable: not finished either way
 
 
 def cli(*args: str) -> dict:
@@ -78,9 +84,9 @@ def cli(*args: str) -> dict:
 
 def candidates(m1: str, m2: str, budget_ms: float) -> list[Candidate]:
     configs = {m1: read_run(m1), m2: read_run(m2)}
-    split = {key: {configs[m][key] for m in configs} for key in ("val_fraction", "seed", "val_grouping")}
-    if any(len(values) > 1 for values in split.values()):
-        sys.exit(f"finish_recipe: the members hold out different validation splits ({split}); an ensemble "
+    splits = {member: ValidationSplit.of_run(config) for member, config in configs.items()}
+    if splits[m1] != splits[m2]:
+        sys.exit(f"finish_recipe: the members hold out different validation splits ({splits}); an ensemble "
                  "chosen on one of them would have trained on it. Train both with the same --seed, "
                  "--val-fraction and --val-grouping")
     crop = {configs[m]["crop"] for m in configs} - {0}
@@ -126,9 +132,10 @@ def main() -> int:
                    check=True, cwd=REPO)
     # Kaggle's test/ folder is FER-2013's PublicTest half; PrivateTest is held back (the dataset's README).
     test = cli("emocam-train", "evaluate", str(model), args.data, "--split", "test", "--json")
+    split = ValidationSplit.of_run(read_run(args.m1))  # a .tflite records no split: give the members' own
     validation = cli("emocam-train", "evaluate", str(model), args.data, "--split", "validation",
-                     "--jpeg-quality", "95", "--json", "--val-fraction", "0.1", "--seed",
-                     str(read_run(args.m1)["seed"]))
+                     "--jpeg-quality", "95", "--json", "--val-fraction", str(split.fraction),
+                     "--seed", str(split.seed), "--val-grouping", split.grouping)
     latency = subprocess.run([sys.executable, "bench/model_latency.py", str(model),
                               str(REPO / "edge" / "models" / "emocam-fer6.tflite")],
                              capture_output=True, text=True, cwd=REPO)

@@ -146,7 +146,7 @@ class OpenCVCamera:
         self._capture: cv2.VideoCapture | None = None
         if isinstance(target, str) and target.startswith(STREAM_SCHEMES):
             self._api = cv2.CAP_ANY
-            self.description = redact_url(target)
+            self.description = _redact_url(target)
         else:
             self._api = cv2.CAP_V4L2
             self.description = f"V4L2 camera {target}"
@@ -177,6 +177,6 @@ class OpenCVCamera:
             self._capture = None
 
 
-def redact_url(url: str) -> str:
+def _redact_url(url: str) -> str:
     """Stream URLs may carry a password (rtsp://user:secret@host); never log it."""
     return re.sub(r"(://[^/:@]+):[^/@]*@", r"\1:***@", url)

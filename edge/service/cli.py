@@ -142,8 +142,10 @@ def _collect(args: argparse.Namespace) -> int:
 
     try:
         settings = CollectSettings(label=args.label, out=args.out, every=args.every, max_faces=args.max_faces)
-    except ValueError as exc:
-        raise ConfigError(f"--{str(exc).replace('max_faces=', 'max=').replace('_', '-')}") from exc
+    except ValueError as exc:  # "every=-1.0 must be ...": name the flag, not the field
+        field_name, _, rest = str(exc).partition("=")
+        flag = {"max_faces": "max"}.get(field_name, field_name).replace("_", "-")
+        raise ConfigError(f"--{flag}={rest}") from exc
     # A file is read as fast as possible: collecting is not watching.
     config = _load(args, {"source.name": args.source, "source.realtime": False})
     pipeline = build_pipeline(config)

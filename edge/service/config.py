@@ -135,8 +135,11 @@ def _parse_section(name: str, raw: Any, filled_in: Mapping[str, Any]) -> Any:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{name}: {_describe(raw)} must be a table ([{name}])")
     fields = {f.name: f for f in dataclasses.fields(cls) if _in_file(f"{name}.{f.name}")}
-    values: dict[str, Any] = {field: filled_in[top] for dotted, top in _FILLED_IN.items()
-                              if (field := dotted.partition(".")[2]) and dotted.startswith(name + ".")}
+    values: dict[str, Any] = {}
+    for dotted, top_key in _FILLED_IN.items():
+        section, _, field_name = dotted.partition(".")
+        if section == name:
+            values[field_name] = filled_in[top_key]
     for key, value in raw.items():
         dotted = f"{name}.{key}"
         if dotted in _SECRETS:
