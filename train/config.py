@@ -96,8 +96,9 @@ class TrainConfig:
     cache_dir: str = knob("", "where decoded datasets are cached (default ~/.cache/emocam)")
     init_from: str = knob(
         "",
-        "start from these weights (a run directory or a .keras file of the same architecture and classes): "
-        "a longer schedule on a finished run, or fine-tuning on your faces",
+        "start from these weights: 'bundled' (the float weights of the model emocam ships), a run directory "
+        "or a .keras file of the same architecture and classes; a longer schedule on a finished run, or "
+        "fine-tuning on your faces",
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from emocam.train import run
+from emocam.train import bundled, run
 from emocam.train.config import TrainConfig, TrainConfigError
 from emocam.train.data import IMAGE_SUFFIXES, DataError, is_class_folder, resolve_classes
 
@@ -36,13 +36,19 @@ def is_fine_tune(cfg: TrainConfig) -> bool:
     return bool(cfg.init_from) and is_class_folder(cfg.data)
 
 
-def _base_run(init_from: str) -> Path | None:
-    return run.run_directory_of(Path(init_from))
+def _base_config(init_from: str) -> dict[str, Any]:
+    """What the base model's run recorded ({} for a bare .keras file); the bundled weights carry theirs."""
+    if bundled.is_bundled(init_from):
+        return bundled.describe()
+    run_dir = run.run_directory_of(Path(init_from))
+    return run.read_config(run_dir) if run_dir is not None else {}
 
 
 def base_labels(init_from: str) -> tuple[str, ...] | None:
     """The base model's label names in output order, from its run's labels.json (None if unknown)."""
-    run_dir = _base_run(init_from)
+    if bundled.is_bundled(init_from):
+        return bundled.labels()
+    run_dir = run.run_directory_of(Path(init_from))
     return run.read_labels(run_dir) if run_dir is not None else None
 
 
@@ -51,8 +57,7 @@ def resolve(cfg: TrainConfig, given: set[str]) -> TrainConfig:
     the base model's class scheme and architecture; unchanged unless ``is_fine_tune(cfg)``."""
     if not is_fine_tune(cfg):
         return cfg
-    run_dir = _base_run(cfg.init_from)
-    base = run.read_config(run_dir) if run_dir is not None else {}
+    base = _base_config(cfg.init_from)
     changes: dict[str, Any] = {name: value for name, value in FINE_TUNE_DEFAULTS.items() if name not in given}
     if "architecture" not in given and isinstance(base.get("architecture"), str):
         changes["architecture"] = base["architecture"]

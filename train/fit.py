@@ -31,7 +31,7 @@ import numpy as np
 
 from emocam.edge.errors import EmocamError
 from emocam.edge.vision.preprocess import Preprocessing
-from emocam.train import finetune, run
+from emocam.train import bundled, finetune, run
 from emocam.train.architectures import ARCHITECTURES, count_macs, describe_choices, has_pooling_head
 from emocam.train.augment import augmented_batches
 from emocam.train.config import TrainConfig, TrainConfigError, add_arguments, from_arguments, validate
@@ -276,6 +276,9 @@ def load_initial_weights(net, source: Path) -> None:
     A finished run can then go on with a fresh schedule (a warm restart), which on a CPU is the
     cheapest way to more epochs; the extra-data option uses it to fine-tune on your own faces.
     """
+    if bundled.is_bundled(str(source)):
+        bundled.load_into(net)
+        return
     path = source / run.BEST_MODEL if source.is_dir() else source
     if not path.is_file():
         raise TrainConfigError(
@@ -316,7 +319,9 @@ def check_before_training(cfg: TrainConfig, resume: bool = False, overwrite: boo
         pooled = [name for name in ARCHITECTURES if has_pooling_head(name)]
         raise TrainConfigError(f"--crop {cfg.crop} needs an architecture with a pooling head ({', '.join(pooled)}); "
                                f"{cfg.architecture} takes whole faces only")
-    if cfg.init_from:
+    if bundled.is_bundled(cfg.init_from):
+        bundled.check_fits(cfg.architecture)
+    elif cfg.init_from:
         source = Path(cfg.init_from)
         path = source / run.BEST_MODEL if source.is_dir() else source
         if not path.is_file():
@@ -479,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in finetune.FINE_TUNE_DEFAULTS.items())
     parser = argparse.ArgumentParser(
         prog="emocam-train fit", description="Train an emotion CNN into a run directory.",
-        epilog=f"Fine-tuning (--init-from RUN --data FOLDER with FOLDER/<label>/*.png): knobs not given default to "
+        epilog=f"Fine-tuning (--init-from bundled|RUN --data FOLDER with FOLDER/<label>/*.png): knobs not given default to "
         f"{defaults} and the base run's --architecture and --classes; see docs/fine-tuning.md.",
     )
     add_arguments(parser)
