@@ -1,18 +1,23 @@
 """What fine-tuning on "your own faces" gains on faces it has not seen, and what it costs on FER-2013.
 
+    python bench/fine_tune_gain.py bundled DATA.zip [--work /tmp/fine-tune-gain]
     python bench/fine_tune_gain.py BASE_RUN DATA.zip [--work /tmp/fine-tune-gain]
 
 No identity-labelled faces install offline, so this is the issue's synthetic case: one "camera"
 (a fixed, dim, soft, noisy, low-resolution JPEG look, applied to every face) and two disjoint
-sets of faces seen through it, both drawn from BASE_RUN's own validation split (never trained
-on, duplicate twins grouped apart):
+sets of faces seen through it, both drawn from the base's own validation split (never trained
+on; a face with a pixel-identical twin in its training split is left out):
 
 - ``user/``: the folder a user would collect, ``--user-per-class`` faces a class;
 - ``heldout/``: other faces through the same camera, ``--heldout-per-class`` a class, scored only.
 
-The replay sample (``--replay-from``) is written from BASE_RUN's *training* split, so no held-out
+The replay sample (``--replay-from``) is written from the base's *training* split, so no held-out
 face reaches training. It prints, from the real CLIs: the base and the fine-tuned model on the
 held-out faces and on FER-2013's test split (PublicTest), and how long the fine-tune took.
+
+With ``bundled`` the base is the model emocam ships, and both sides are what a Pi runs: the
+bundled int8 .tflite against the fine-tune converted to int8 by emocam-convert with the same flip
+TTA, from the user folder alone. With a run directory both sides are float Keras models.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emocam.train.data import training_split  # noqa: E402
+from emocam.edge.vision.model_info import BUNDLED_MODEL  # noqa: E402
+from emocam.train import bundled  # noqa: E402
+from emocam.train.data import duplicate_groups, training_split  # noqa: E402
 from emocam.train.run import ValidationSplit, read_config  # noqa: E402
 
 
@@ -84,10 +91,15 @@ def main() -> None:
     if args.work.exists() and any(args.work.iterdir()):
         sys.exit(f"{args.work} is not empty; give another --work")
 
-    config = read_config(Path(args.base))
+    from_bundled = bundled.is_bundled(args.base)
+    config = bundled.describe() if from_bundled else read_config(Path(args.base))
     train, val = training_split(args.data, ValidationSplit.of_run(config), config.get("classes", "six"))
+    # A split by file (v1.x's) leaves twins of some validation faces in training: not unseen faces.
+    groups = duplicate_groups(np.concatenate([train.images, val.images]))
+    unseen = ~np.isin(groups[len(train):], groups[:len(train)])
     rng = np.random.default_rng(2026)
-    user, heldout = per_class(val.labels, [args.user_per_class, args.heldout_per_class], rng)
+    user, heldout = (np.flatnonzero(unseen)[chosen]
+                     for chosen in per_class(val.labels[unseen], [args.user_per_class, args.heldout_per_class], rng))
     (replay,) = per_class(train.labels, [args.replay_per_class], rng)
     seen = lambda images: np.stack([camera(face, rng) for face in images])  # noqa: E731
     names = val.label_names
@@ -102,11 +114,18 @@ def main() -> None:
                     "--replay-from", str(args.work / "replay"), "--replay-per-class", str(args.replay_per_class),
                     "--out", mine, "--quiet"], check=True, cwd=REPO)
     minutes = (time.monotonic() - start) / 60
+    base, tuned = args.base, mine
+    if from_bundled:
+        base, tuned = str(BUNDLED_MODEL), str(args.work / "mine.tflite")
+        start = time.monotonic()
+        subprocess.run(["emocam-convert", mine, "--data", str(args.work / "user"), "--out", tuned, "--flip-tta"],
+                       check=True, cwd=REPO)
+        print(f"convert: {(time.monotonic() - start) / 60:.1f} min", flush=True)
     rows = []
-    for name, model in (("base", args.base), ("fine-tuned", mine)):
+    for name, model in (("base", base), ("fine-tuned", tuned)):
         held = evaluate(model, str(args.work / "heldout"))
         test = evaluate(model, args.data, "--split", "test")
-        rows.append((name, held["accuracy"], held["n"], test["accuracy"], test["n"]))
+        rows.append((f"{name} ({Path(model).name})", held["accuracy"], held["n"], test["accuracy"], test["n"]))
     print(f"fine-tune: {minutes:.1f} min")
     print("| model | held-out faces, same camera | FER-2013 test (PublicTest) |")
     print("|---|---|---|")

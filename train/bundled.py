@@ -43,6 +43,8 @@ WEIGHTS = FOLDER / f"{BUNDLED_MODEL.stem}.weights.npz"
 FLOAT16_FROM = 1024
 # What the fine-tune takes from the base, as the keys of a run's config.json.
 CARRIED_KEYS = ("architecture", "classes", "crop", "labels")
+# The validation split the run held out, kept so a check can score faces the model never trained on.
+SPLIT_KEYS = ("val_fraction", "seed", "val_grouping", "val_jpeg_quality")
 
 
 class BundledError(EmocamError):
@@ -109,7 +111,7 @@ def export(run_dir: Path, model: Path = BUNDLED_MODEL) -> tuple[Path, Path]:
     info = load_model_info(model)
     FOLDER.mkdir(exist_ok=True)
     np.savez_compressed(WEIGHTS, **arrays)
-    description = {key: config[key] for key in CARRIED_KEYS}
+    description = {key: config[key] for key in (*CARRIED_KEYS, *SPLIT_KEYS) if key in config}
     description.update(name=info.name, version=info.version, model=model.name, sha256=file_sha256(model),
                        source_run=str(run_dir), params=int(net.count_params()))
     if "rebuilt_from" in config:

@@ -5,10 +5,11 @@ longer exists, so its float weights exist only inside the int8 model. This reads
 
     python -m emocam.train.rebuild_float edge/models/emocam-fer6.tflite --architecture vgg-s \\
         --data ../shared/datasets/fer2013.zip --out runs/v1.3.0-float
+    python -m emocam.train.bundled export runs/v1.3.0-float
 
-and writes a run directory (best.keras, config.json, labels.json) that the rest of the tooling
-reads like any other: ``emocam-train evaluate`` scores it, ``--init-from`` starts from it and
-``python -m emocam.train.bundled export`` ships it for ``--init-from bundled``.
+The first writes a run directory (best.keras, config.json, labels.json) that the rest of the
+tooling reads like any other: ``emocam-train evaluate`` scores it, ``--init-from`` starts from it;
+the second ships it for ``--init-from bundled``.
 
 How: the converter folds each batch norm into the convolution or dense layer before it (and the
 first layer's 1/255 rescaling into its kernel), so every CONV_2D and FULLY_CONNECTED holds an
@@ -35,7 +36,8 @@ import numpy as np
 
 from emocam.edge.errors import EmocamError
 from emocam.train import run
-from emocam.train.config import TrainConfig
+from emocam.train.config import TrainConfig, validate
+from emocam.train.data import VAL_GROUPINGS
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +171,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--architecture", required=True, help="the architecture it was trained with (vgg-s for v1.x)")
     parser.add_argument("--data", required=True, help="FER-2013 (folder, .zip or .csv): its training faces measure "
                         "the batch-norm statistics")
+    # Recorded in config.json, so `evaluate --split validation` and bench/fine_tune_gain.py pick the
+    # faces the model never trained on. The defaults are v1.x's: 10% by file, seed 1337, as stored.
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="its run's --val-fraction (default 0.1)")
+    parser.add_argument("--seed", type=int, default=1337, help="its run's --seed (default 1337)")
+    parser.add_argument("--val-grouping", choices=VAL_GROUPINGS, default="none",
+                        help="its run's --val-grouping (default none: v1.x split by file)")
+    parser.add_argument("--val-jpeg-quality", type=int, default=0, help="its run's --val-jpeg-quality (default 0)")
     parser.add_argument("--out", type=Path, required=True, help="the run directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     return parser
@@ -194,7 +203,9 @@ def _run(args: argparse.Namespace) -> int:
     info = load_model_info(args.model)
     run.check_out(args.out, resume=False, overwrite=args.overwrite)
     cfg = replace(TrainConfig(), data=str(args.data), out=str(args.out), architecture=args.architecture,
-                  classes=tuple(info.labels))
+                  classes=tuple(info.labels), val_fraction=args.val_fraction, seed=args.seed,
+                  val_grouping=args.val_grouping, val_jpeg_quality=args.val_jpeg_quality)
+    validate(cfg)
     train = load_dataset(args.data, "train", cfg.classes)
     faces = per_class_limit(train, STATISTICS_FACES // len(info.labels), seed=0).images
     log.info("rebuilding %s (%s %s) as %s; batch-norm statistics from %d faces of %s", args.model, info.name,
