@@ -141,6 +141,7 @@ def run_files(relative: str, best: bool = True, config: str = RUN_CONFIG) -> Set
 # --- the table -------------------------------------------------------------------------------------
 
 FIT = ("emocam-train", "fit", "--data", "{tmp}/data", "--out", "{tmp}/run", "--architecture", "tiny")
+FINE_TUNE = ("emocam-train", "fit", "--data", "{tmp}/mine", "--init-from", "bundled", "--out", "{tmp}/run")
 FIT_ZIP = ("emocam-train", "fit", "--data", "{tmp}/data.zip", "--out", "{tmp}/run", "--architecture", "tiny")
 EVALUATE = ("emocam-train", "evaluate", str(BUNDLED_MODEL), "{tmp}/data")
 TOML = "{tmp}/emocam.toml"
@@ -246,6 +247,16 @@ CASES: list[Case] = [
          (text("data/happy/0.png", "no png"), text("data/sad/0.png", "no png"))),
     Case("fit --extra-data missing", (*FIT, "--extra-data", "{tmp}/mine"), 2, "{tmp}/mine", (kaggle("data"),)),
     Case("fit --data: too few faces to hold any out", FIT, 2, "--val-fraction", (kaggle("data", 4),)),
+    # --- emocam-train fit: fine-tuning the bundled model on a folder of your own faces ---
+    Case("fine-tune: one label only", FINE_TUNE, 2, "one class only", (faces("mine", ("happy",)),)),
+    Case("fine-tune: a label the model lacks", FINE_TUNE, 2, "'disgust'", (faces("mine", ("happy", "disgust")),)),
+    Case("fine-tune: a folder that is no label", FINE_TUNE, 2, "cats", (faces("mine", ("happy", "sad", "cats")),)),
+    Case("fine-tune: every label folder empty", FINE_TUNE, 2, "{tmp}/mine holds no images",
+         (folder("mine/happy"), folder("mine/sad"))),
+    Case("fine-tune: images not in label folders", FINE_TUNE, 2, "{tmp}/mine", (text("mine/0.png", "x"),)),
+    Case("fine-tune: label folders one level down", FINE_TUNE, 2, "--data {tmp}/mine/faces", (faces("mine/faces"),)),
+    Case("fine-tune: bundled with another architecture", (*FINE_TUNE, "--architecture", "vgg-m"), 2,
+         "bundled holds vgg-s", (faces("mine"),)),
     # --- emocam-train fit: the run directory ---
     Case("fit over a finished run", FIT, 2, "--overwrite", (kaggle("data"), run_files("run"))),
     Case("fit --out is a file", FIT, 2, "--out {tmp}/run", (kaggle("data"), text("run", "a file"))),

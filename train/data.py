@@ -170,7 +170,9 @@ def _read_zip(zip_path: Path, split: str) -> Iterator[tuple[str, bytes, str]]:
             raise DataError(f"{zip_path}:{prefix} holds no images; {EXPECTED_LAYOUT}")
 
 
-def _read_class_folders(root: Path) -> Iterator[tuple[str, bytes, str]]:
+def _read_class_folders(root: Path, user_folder: bool = False) -> Iterator[tuple[str, bytes, str]]:
+    """Every image of root/<class>/. In a user's folder an empty class folder is skipped: `emocam
+    collect` makes its folder before it saves, so a label it saved nothing for leaves one behind."""
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
     if not class_dirs:
         raise DataError(f"{root} has no class folders; {EXPECTED_LAYOUT}")
@@ -180,6 +182,9 @@ def _read_class_folders(root: Path) -> Iterator[tuple[str, bytes, str]]:
         if not files and any(p.is_dir() for p in folder.iterdir()):
             raise DataError(f"class folder {folder} holds folders but no images: nested too deep; "
                             f"{USER_LAYOUT.format(root=root)}")
+        if not files and user_folder:
+            log.warning("class folder %s is empty; skipped", folder)
+            continue
         if not files:
             raise DataError(f"class folder {folder} is empty; put its .png/.jpg faces there or remove it")
         for path in files:
@@ -227,7 +232,7 @@ def _raw_source(path: Path, split: str) -> tuple[Iterator[tuple[str, np.ndarray 
             return _read_class_folders(path / split), f"{path / split}"
         subdirs = {p.name.lower() for p in path.iterdir() if p.is_dir()}
         if subdirs and subdirs <= set(SEVEN_CLASSES):
-            return _read_class_folders(path), str(path)  # a user's <class>/ folders: no split
+            return _read_class_folders(path, user_folder=True), str(path)  # a user's <class>/ folders: no split
         layout_problem = user_layout_problem(path)
         if layout_problem:
             raise DataError(layout_problem)

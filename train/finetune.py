@@ -53,12 +53,15 @@ def base_labels(init_from: str) -> tuple[str, ...] | None:
 
 
 def resolve(cfg: TrainConfig, given: set[str]) -> TrainConfig:
-    """``cfg`` with the fine-tuning defaults for each knob not in ``given`` (the flags typed), and
-    the base model's class scheme and architecture; unchanged unless ``is_fine_tune(cfg)``."""
-    if not is_fine_tune(cfg):
+    """``cfg`` with the base model's architecture, crop and class scheme for each of them not in
+    ``given`` (the flags typed): weights fit only the network they came from. On a fine-tune
+    (``is_fine_tune``) also the small-folder defaults. Unchanged without --init-from."""
+    if not cfg.init_from:
         return cfg
     base = _base_config(cfg.init_from)
-    changes: dict[str, Any] = {name: value for name, value in FINE_TUNE_DEFAULTS.items() if name not in given}
+    small_folder = is_fine_tune(cfg)
+    changes: dict[str, Any] = {name: value for name, value in FINE_TUNE_DEFAULTS.items()
+                               if small_folder and name not in given}
     if "architecture" not in given and isinstance(base.get("architecture"), str):
         changes["architecture"] = base["architecture"]
     # A pooling-head base trained on random crops keeps that augmentation: its filters were learnt
@@ -72,9 +75,12 @@ def resolve(cfg: TrainConfig, given: set[str]) -> TrainConfig:
             changes["classes"] = scheme  # keeps a merge-disgust run merging
         elif labels is not None:
             changes["classes"] = labels
-    log.info("fine-tuning %s on %s with %s (defaults for a small folder; a flag overrides each)", cfg.init_from,
-             cfg.data, ", ".join(f"--{k.replace('_', '-')} {v if isinstance(v, str | int | float) else list(v)}"
-                                 for k, v in changes.items()))
+    if changes:
+        log.info("%s %s on %s with %s (%s; a flag overrides each)", "fine-tuning" if small_folder else "starting from",
+                 cfg.init_from, cfg.data,
+                 ", ".join(f"--{k.replace('_', '-')} {v if isinstance(v, str | int | float) else list(v)}"
+                           for k, v in changes.items()),
+                 "defaults for a small folder" if small_folder else "the base model's")
     return replace(cfg, **changes)
 
 
@@ -101,6 +107,9 @@ def check_folder(cfg: TrainConfig) -> None:
         found = sum(1 for p in sub.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         counts[label] = counts.get(label, 0) + found
     present = [label for label in labels if counts.get(label)]
+    if not present:
+        raise DataError(f"{folder} holds no images in its label folders ({', '.join(sorted(counts))}); collect faces "
+                        f"into them with `emocam collect --label LABEL --out {folder}`")
     if len(present) == 1 and not cfg.replay_from and not cfg.extra_data:
         raise DataError(
             f"{folder} holds faces of one class only ({present[0]}): a classifier cannot learn from one class; "

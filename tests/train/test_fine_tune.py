@@ -71,7 +71,9 @@ def test_fine_tune_defaults_apply_only_to_a_warm_start_on_a_class_folder_and_onl
     assert resolve(TrainConfig(data=str(mine), init_from=str(base), crop=0), given).crop == 0
     assert TrainConfig(data=str(mine)) == resolve(TrainConfig(data=str(mine)), {"data"})  # no --init-from
     fer_like = write_faces(tmp_path / "fer" / "train", {"happy": 2, "sad": 2}).parent
-    assert resolve(TrainConfig(data=str(fer_like), init_from=str(base)), {"data"}).epochs == TrainConfig().epochs
+    warm_restart = resolve(TrainConfig(data=str(fer_like), init_from=str(base)), {"data"})
+    assert warm_restart.epochs == TrainConfig().epochs  # no small-folder defaults on FER-2013 ...
+    assert warm_restart.architecture == "tiny-pool" and warm_restart.crop == 40  # ... but the base's network
     # labels only (a run without a class scheme): the labels themselves, in the model's order
     odd = base_run(tmp_path / "odd", labels=("sad", "happy"), classes=["sad", "happy"])
     assert resolve(TrainConfig(data=str(mine), init_from=str(odd)), {"data"}).classes == ("sad", "happy")
@@ -166,3 +168,15 @@ def test_fine_tune_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest
     assert main(["--data", str(mine), "--init-from", str(base), "--out", str(tmp_path / "r"),
                  "--replay-from", str(tmp_path / "nowhere")]) == 2
     assert "--replay-from" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_an_empty_label_folder_is_skipped_as_collect_leaves_one_that_saved_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mine = write_faces(tmp_path / "mine", {"happy": 3, "sad": 3})
+    (mine / "fear").mkdir()  # `emocam collect --label fear` made it, then found no face
+    with caplog.at_level(logging.WARNING):
+        loaded = load_dataset(mine, "train")
+    assert loaded.class_counts()["fear"] == 0 and len(loaded) == 6
+    assert f"class folder {mine / 'fear'} is empty; skipped" in caplog.text
+    check_folder(TrainConfig(data=str(mine), init_from=str(base_run(tmp_path / "base"))))  # no error either
