@@ -11,7 +11,9 @@ same split, then, and only then, scored once on the test split, and timed by
 ``bench/model_latency.py`` beside the bundled model. Test never takes part in the choice.
 
 The result goes to OUT (``emocam-fer6.tflite`` and its sidecar, ``choice.json`` with every
-number); copying it into ``edge/models/`` is left to the person who reads those numbers.
+number); copying it into ``edge/models/`` is left to the person who reads those numbers, who
+then ships the first member's float weights for ``--init-from bundled`` (the command is printed;
+a fine-tune starts from that one network, whatever the ensemble).
 It calls the CLIs for everything that needs TensorFlow; the runs are read through train/run.py.
 """
 
@@ -148,6 +150,8 @@ def main() -> int:
     print(f"int8: test (PublicTest) {test['accuracy']:.4f}, validation (JPEG q95) {validation['accuracy']:.4f}")
     print(latency.stdout.strip())
     print(f"written: {model} and {args.out / 'choice.json'}")
+    print(f"to ship: cp {model} {model.with_suffix('.json')} edge/models/ && "
+          f"python -m emocam.train.bundled export {best.members[0]}")
     return 0
 
 
