@@ -484,8 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     defaults = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in finetune.FINE_TUNE_DEFAULTS.items())
     parser = argparse.ArgumentParser(
         prog="emocam-train fit", description="Train an emotion CNN into a run directory.",
-        epilog=f"Fine-tuning (--init-from bundled|RUN --data FOLDER with FOLDER/<label>/*.png): knobs not given default to "
-        f"{defaults} and the base run's --architecture and --classes; see docs/fine-tuning.md.",
+        epilog=f"Fine-tuning (--init-from bundled|RUN --data FOLDER with FOLDER/<label>/*.png): knobs not given "
+        f"default to {defaults} and the base run's --architecture and --classes; see docs/fine-tuning.md.",
     )
     add_arguments(parser)
     _list_architectures(parser)

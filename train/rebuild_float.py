@@ -93,7 +93,8 @@ def folded_layers(tflite_path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]
         seen.add(kernel)
         if bias < 0:
             raise RebuildError(f"{tflite_path}: a {op['op_name']} without a bias; not a model emocam-convert wrote")
-        layers.append((op["op_name"], _dequantized(interpreter, details[kernel]), _dequantized(interpreter, details[bias])))
+        layers.append((op["op_name"], _dequantized(interpreter, details[kernel]),
+                       _dequantized(interpreter, details[bias])))
     return layers
 
 
