@@ -83,17 +83,17 @@ def labels() -> tuple[str, ...]:
 
 def load_into(net: Any) -> None:
     """Set ``net``'s weights to the bundled ones (float32 again); BundledError if they do not fit."""
+    about = describe()
     with np.load(WEIGHTS) as archive:
         arrays = [archive[f"w{i}"] for i in range(len(archive.files))]
     expected = [tuple(w.shape) for w in net.get_weights()]
     found = [a.shape for a in arrays]
     if found != expected:
-        about = describe()
         raise BundledError(f"--init-from bundled holds {about['architecture']} weights for {len(about['labels'])} "
                            f"classes, which do not fit --architecture {net.name} with {net.output_shape[-1]}; "
                            "leave --architecture and --classes out to take the bundled model's")
     net.set_weights([a.astype(np.float32) for a in arrays])
-    log.info("initial weights from the bundled model (%s %s)", describe().get("name"), describe().get("version"))
+    log.info("initial weights from the bundled model (%s %s)", about.get("name"), about.get("version"))
 
 
 def export(run_dir: Path, model: Path = BUNDLED_MODEL) -> tuple[Path, Path]:
