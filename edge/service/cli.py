@@ -26,7 +26,7 @@ from typing import Any
 
 from emocam import __version__
 from emocam.edge.closed_stdout import discard_stdout, stdout_usable
-from emocam.edge.errors import ConfigError, EmocamError
+from emocam.edge.errors import ConfigError, EmocamError, SourceError
 from emocam.edge.mqtt.publishing import Payload, Publisher, StdoutPublisher
 from emocam.edge.mqtt.settings import MqttSettings
 from emocam.edge.service.config import CONFIG_ENV, ENV_OVERRIDES, Config, load_config, to_json, to_toml
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from emocam.edge.capture.factory import make_source
     from emocam.edge.capture.frames import SystemClock
+    from emocam.edge.capture.live import STREAM_SCHEMES, LiveSource
     from emocam.edge.service.collect import Collector, CollectSettings
     from emocam.edge.service.daemon import build_pipeline
 
@@ -149,8 +150,18 @@ def _collect(args: argparse.Namespace) -> int:
     # A file is read as fast as possible: collecting is not watching.
     config = _load(args, {"source.name": args.source, "source.realtime": False})
     pipeline = build_pipeline(config)
-    source = make_source(config.source, SystemClock())
-    report = Collector(pipeline, source, settings).run()
+    source = None
+    try:
+        source = make_source(config.source, SystemClock())
+        report = Collector(pipeline, source, settings).run()
+    except SourceError as exc:
+        name = config.source.name
+        camera = isinstance(source, LiveSource) if source is not None else name == "auto"
+        if not camera or name.startswith(STREAM_SCHEMES):
+            raise  # a file, folder or stream: nothing the service holds
+        # One process opens a camera at a time; on a Pi that is usually the service itself.
+        raise SourceError(f"{exc}. If the emocam service is running, it holds the camera: "
+                          "`sudo systemctl stop emocam`, collect, then `sudo systemctl start emocam`") from exc
     print(report)
     return 0 if report.saved else 4
 

@@ -110,3 +110,14 @@ def test_bad_arguments_are_one_line_exit_2(args: tuple[str, ...], message: str, 
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("ERROR emocam: " + message)
+
+
+def test_a_camera_that_does_not_open_says_the_service_may_hold_it(tmp_path: Path) -> None:
+    result = emocam("collect", "--label", "happy", "--out", str(tmp_path), "--source", "/dev/video99")
+    assert result.returncode == 4, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ERROR emocam: cannot open V4L2 camera 99")
+    assert "sudo systemctl stop emocam" in last and "Traceback" not in result.stderr
+    # a file is nothing the service holds: no such hint
+    result = emocam("collect", "--label", "happy", "--out", str(tmp_path), "--source", str(tmp_path / "no.mp4"))
+    assert result.returncode == 4 and "systemctl" not in result.stderr
