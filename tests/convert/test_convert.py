@@ -428,7 +428,7 @@ def test_pinned_calibration_spans_the_contract_range_and_leaves_input_alone() ->
 @pytest.mark.tensorflow
 @requires_tf
 def test_temperature_is_fitted_on_jpeg_validation_and_folded_into_the_model(
-    trained: tuple[Path, Path], tmp_path: Path
+    trained: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A run recording a JPEG-scored, grouped split gets a fitted temperature: the float32 model
     then outputs exactly softmax(log p / T) of the trained one, and the sidecar records the
@@ -459,6 +459,7 @@ def test_temperature_is_fitted_on_jpeg_validation_and_folded_into_the_model(
     assert 0.25 <= calibration["temperature"] <= 4.0 and calibration["temperature"] != 1.0
     assert calibration["split"].endswith("[JPEG q95]") and calibration["n"] == metrics["validation_jpeg"]["n"] > 0
     assert calibration["ece_after"] <= calibration["ece_before"] + 1e-9
+    assert f"{calibration['n']} validation faces are too few to measure calibration" in caplog.text  # tiny split
     assert {"accuracy", "ece", "n"} <= set(metrics["validation_jpeg"]) and "ece" in metrics["validation"]
 
     faces, _ = band_faces(4, seed=5)
