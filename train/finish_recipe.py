@@ -1,6 +1,7 @@
 """Issue 11's last step: choose how the two trained members ship, on validation only, then convert.
 
     python train/finish_recipe.py DATA.zip [--m1 runs/m1-bf16] [--m2 runs/m2-resnet] [--out runs/ship]
+    python train/finish_recipe.py DATA.zip --m2 '' --model-version 2.0.0-m1   # member 1 alone, meanwhile
 
 Every candidate (member 1 alone, member 2 alone, both averaged; whole face or the centre crop the
 members trained on; with or without flip test-time augmentation) whose estimated int8 cost fits
@@ -85,16 +86,18 @@ def cli(*args: str) -> dict:
 
 
 def candidates(m1: str, m2: str, budget_ms: float) -> list[Candidate]:
-    configs = {m1: read_run(m1), m2: read_run(m2)}
+    """Every way to ship within the budget; ``m2`` '' means member 1 alone (an interim release)."""
+    configs = {m: read_run(m) for m in (m1, m2) if m}
     splits = {member: ValidationSplit.of_run(config) for member, config in configs.items()}
-    if splits[m1] != splits[m2]:
+    if m2 and splits[m1] != splits[m2]:
         sys.exit(f"finish_recipe: the members hold out different validation splits ({splits}); an ensemble "
                  "chosen on one of them would have trained on it. Train both with the same --seed, "
                  "--val-fraction and --val-grouping")
     crop = {configs[m]["crop"] for m in configs} - {0}
     crops = [0, *sorted(crop)[:1]]  # convert applies one centre crop to every member
     found = []
-    for members, centre, flip in itertools.product(((m1,), (m2,), (m1, m2)), crops, (False, True)):
+    member_sets = ((m1,), (m2,), (m1, m2)) if m2 else ((m1,),)
+    for members, centre, flip in itertools.product(member_sets, crops, (False, True)):
         gmacs = sum(configs[m]["macs"] for m in members) / 1e9
         area = (centre / 48) ** 2 if centre else 1.0
         est = gmacs * area * (2 if flip else 1) * MS_PER_GMAC
@@ -107,13 +110,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data")
     parser.add_argument("--m1", default="runs/m1-bf16")
-    parser.add_argument("--m2", default="runs/m2-resnet")
+    parser.add_argument("--m2", default="runs/m2-resnet", help="member 2's run; '' ships member 1 alone")
     parser.add_argument("--out", default="runs/ship", type=Path)
     parser.add_argument("--model-version", default="2.0.0")
     parser.add_argument("--budget-ms", type=float, default=3.0, help="int8 per-face cost on one x86 core")
     parser.add_argument("--allow-unfinished", action="store_true", help="members before their last epoch (tries)")
     args = parser.parse_args()
-    for run in (args.m1, args.m2):
+    for run in filter(None, (args.m1, args.m2)):
         planned, done = read_run(run)["epochs"], epochs_done(run)
         if done < planned and not args.allow_unfinished:
             sys.exit(f"finish_recipe: {run} is at epoch {done} of {planned}; resume it (train/cpu_recipe.sh) first")

@@ -39,3 +39,9 @@ def test_the_flags_of_a_candidate_are_the_ones_evaluate_and_convert_take() -> No
     candidate = finish_recipe.Candidate(("runs/a", "runs/b"), 40, True, 2.0)
     assert candidate.flags == ["--ensemble-with", "runs/b", "--centre-crop", "40", "--flip-tta"]
     assert candidate.describe() == "a + b, centre 40, flip TTA"
+
+
+def test_without_member_2_only_member_1_is_a_candidate(tmp_path: Path) -> None:
+    m1 = make_run(tmp_path / "m1", 264e6)
+    chosen = {(c.members, c.centre_crop, c.flip_tta) for c in finish_recipe.candidates(m1, "", 3.0)}
+    assert chosen == {((m1,), 0, False), ((m1,), 40, False), ((m1,), 40, True)}
