@@ -174,7 +174,7 @@ def count_macs(model: keras.Model) -> int:
     from keras import layers
 
     total = 0
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         if isinstance(layer, layers.Conv2D):
             _, height, width, out_channels = layer.output.shape
             in_channels = layer.input.shape[-1]
@@ -185,12 +185,13 @@ def count_macs(model: keras.Model) -> int:
     return int(total)
 
 
-def _leaf_layers(model: keras.Model):
+def leaf_layers(model: keras.Model):
+    """Every layer of ``model`` in order, nested models (a centre crop's wrapped net) opened up."""
     import keras
 
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
+            yield from leaf_layers(layer)
         else:
             yield layer
 

@@ -37,7 +37,7 @@ import numpy as np
 from emocam.edge.errors import EmocamError
 from emocam.train import run
 from emocam.train.config import TrainConfig, validate
-from emocam.train.data import VAL_GROUPINGS
+from emocam.train.data import VAL_GROUPINGS, load_dataset, per_class_limit
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,11 @@ def rebuild(tflite_path: Path, architecture: str, labels: tuple[str, ...], faces
     import keras
     from keras import layers as kl
 
-    from emocam.train.architectures import _leaf_layers, build
+    from emocam.train.architectures import build, leaf_layers
 
     size = int(faces.shape[1])
     net = build(architecture, size, len(labels))
-    leaves = list(_leaf_layers(net))
+    leaves = list(leaf_layers(net))
     weighted = [i for i, layer in enumerate(leaves) if isinstance(layer, kl.Conv2D | kl.Dense)]
     folded = folded_layers(tflite_path)
     if len(folded) != len(weighted):
@@ -197,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from emocam.edge.vision.model_info import load_model_info
     from emocam.train.architectures import ARCHITECTURES
-    from emocam.train.data import load_dataset, per_class_limit
 
     if args.architecture not in ARCHITECTURES:
         raise RebuildError(f"--architecture {args.architecture!r} is unknown; choose one of {', '.join(ARCHITECTURES)}")

@@ -68,13 +68,13 @@ def test_rebuilt_batch_norms_compute_about_the_same_on_a_training_batch(fer2013:
     import keras
     from keras import layers
 
-    from emocam.train.architectures import _leaf_layers
+    from emocam.train.architectures import leaf_layers
     from emocam.train.rebuild_float import RebuildError, rebuild
 
     train = per_class_limit(load_dataset(fer2013, "train"), 120, seed=0).images  # grouped by class
     train = train[np.random.default_rng(0).permutation(len(train))]
     net = rebuild(BUNDLED_MODEL, "vgg-s", SIX_CLASSES, train[:480])
-    norms = [layer for layer in _leaf_layers(net) if isinstance(layer, layers.BatchNormalization)]
+    norms = [layer for layer in leaf_layers(net) if isinstance(layer, layers.BatchNormalization)]
     inputs = keras.Model(net.inputs, [norm.input for norm in norms]).predict_on_batch(
         train[480:, :, :, None].astype(np.float32))
     for norm, x in zip(norms, inputs, strict=True):
