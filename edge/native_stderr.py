@@ -4,16 +4,22 @@ Their C++ logging bypasses Python's, so no log level reaches it. For a short cal
 (loading a library, building an interpreter), fd 2 points at a temporary file; when the call ends,
 each line written meanwhile goes to ``route``, and the lines it does not take are written to the
 real stderr, in order. Output is held back while the call runs, so this is for start-up calls
-only, never for a frame loop. Other threads' stderr is held back the same way, and never lost.
+only, never for a frame loop.
+
+Python's own log lines are not native output: a log handler writing to stderr is pointed at the
+real stderr for the duration, so another thread's warning (the MQTT thread's "cannot connect",
+while a camera opens) is neither held back nor taken by ``route``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 _STDERR_FD = 2
 
@@ -28,18 +34,41 @@ def routed_stderr(route: Callable[[str], bool]) -> Iterator[None]:
     except OSError:  # no stderr at all: nothing to hold back
         yield
         return
+    real = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
     with tempfile.TemporaryFile() as held:
+        repointed = _point_stderr_handlers_at(real)
         os.dup2(held.fileno(), _STDERR_FD)
         try:
             yield
         finally:
             _flush_stderr()
             os.dup2(saved, _STDERR_FD)
+            for handler, stream in repointed:
+                handler.setStream(stream)
+            real.close()  # flushes; closefd=False keeps ``saved`` open until here
             os.close(saved)
             held.seek(0)
             kept = b"".join(line for line in held.read().splitlines(keepends=True) if not _taken(route, line))
             while kept:
                 kept = kept[os.write(_STDERR_FD, kept) :]
+
+
+def _point_stderr_handlers_at(real: IO[str]) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Point every log handler that writes to fd 2 at ``real``; return them with their old streams."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    handlers = {h for lg in loggers if isinstance(lg, logging.Logger) for h in lg.handlers}
+    repointed = []
+    for handler in handlers:
+        if isinstance(handler, logging.StreamHandler) and _writes_to_fd2(handler.stream):
+            repointed.append((handler, handler.setStream(real)))
+    return repointed
+
+
+def _writes_to_fd2(stream: Any) -> bool:
+    try:
+        return bool(stream.fileno() == _STDERR_FD)
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _taken(route: Callable[[str], bool], line: bytes) -> bool:

@@ -17,7 +17,7 @@ from emocam.edge.capture.frames import Backoff, Frame, Picture
 from emocam.edge.capture.live import LatestFrame, LiveSource, OpenCVCamera
 from emocam.edge.capture.settings import SourceConfig
 from emocam.edge.errors import SourceError
-from tests.edge.conftest import FakeClock, sample_frames
+from tests.edge.conftest import FakeClock, sample_frames, wait_until
 
 
 def read_all(source: VideoFileSource | ImageFolderSource) -> list[Frame]:
@@ -215,7 +215,9 @@ def test_live_source_hands_the_loop_the_newest_frame_and_counts_drops() -> None:
     grabber = FakeGrabber()
     with LiveSource(grabber) as source:
         first = source.read()
-        time.sleep(0.05)  # a slow frame loop: the capture thread keeps going meanwhile
+        # A slow frame loop: the capture thread keeps going meanwhile. Waiting on the count, not a
+        # fixed sleep, keeps this true on a loaded machine where that thread is scheduled late.
+        wait_until(lambda: grabber.count > first.index + 6, what="the capture thread to grab more frames")
         grabbed_before = grabber.count
         second = source.read()
     assert first is not None and second is not None
