@@ -8,12 +8,11 @@ probabilities in ``labels`` order. Keras is imported only when a .keras model is
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -81,25 +80,17 @@ class TflitePredictor:
 
 
 def _labels_beside(path: Path) -> tuple[str, ...]:
-    """Label names in output order: labels.json beside the model, else config.json's ``labels``."""
-    folder = path.parent
-    candidates = ((folder / run.LABELS, None), (folder / run.CONFIG, "labels"))
-    for file, key in candidates:
-        if not file.is_file():
-            continue
-        try:
-            data: Any = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EvaluationError(
-                f"{file} is not readable JSON ({exc}); rewrite it as a JSON list of label names"
-            ) from exc
-        if key is not None:
-            if not isinstance(data, dict) or key not in data:
-                continue
-            data = data[key]
-        if not isinstance(data, list) or len(data) < 2 or not all(isinstance(v, str) for v in data):
-            raise EvaluationError(f"{file} must hold a list of 2 or more label names in output order, got {data!r}")
-        return tuple(data)
+    """Label names in output order: labels.json beside the model, else config.json's ``labels``
+    (both read by ``run``, which owns the run directory's files)."""
+    try:
+        labels = run.read_labels(path.parent)
+        recorded = run.read_config(path.parent).get("labels") if labels is None else None
+    except run.RunError as exc:
+        raise EvaluationError(str(exc)) from exc
+    if labels is not None:
+        return labels
+    if isinstance(recorded, list) and len(recorded) >= 2 and all(isinstance(v, str) for v in recorded):
+        return tuple(recorded)
     raise EvaluationError(
         f"no labels for {path}: put labels.json (a JSON list of label names in output order) beside it; "
         "`emocam-train fit` writes one into every run directory"
