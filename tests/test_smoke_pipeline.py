@@ -70,3 +70,35 @@ def test_convert_to_int8_and_run_on_the_device_code(smoke_run: Path, fer2013: Pa
     probs = classifier.probabilities(faces)
     assert probs.shape == (8, 6)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)
+
+
+def test_the_recipes_two_kinds_of_member_train_and_convert_into_one_int8_ensemble(
+    fer2013: Path, tmp_path: Path
+) -> None:
+    """Issue 11's hand-over in miniature: both members as train/recipe_members.sh trains them
+    (40 px crops, bf16, EMA; a VGG and a ResNet with its residual adds), then emocam-convert
+    bakes them, with flip TTA, into one int8 model the device runs."""
+    from emocam.convert.cli import main as convert_main
+    from emocam.edge.vision.classifier import EmotionClassifier
+    from emocam.train.data import load_dataset
+    from emocam.train.fit import main as fit_main
+
+    runs = {}
+    for architecture in ("tiny-pool", "tiny-res"):
+        runs[architecture] = tmp_path / architecture
+        assert fit_main([
+            "--data", str(fer2013), "--out", str(runs[architecture]), "--architecture", architecture,
+            "--crop", "40", "--precision", "mixed_bfloat16", "--ema", "0.9", "--epochs", "1",
+            "--limit-per-class", "30", "--batch-size", "32", "--cache-dir", str(tmp_path / "cache"), "--quiet",
+        ]) == 0
+    out = tmp_path / "ensemble.tflite"
+    assert convert_main([
+        str(runs["tiny-pool"]), "--ensemble-with", str(runs["tiny-res"]), "--flip-tta", "--data", str(fer2013),
+        "--out", str(out), "--representative-count", "60", "--verify-limit", "300", "--force",
+    ]) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert "tiny-pool" in sidecar["architecture"] and "tiny-res" in sidecar["architecture"], sidecar["architecture"]
+    assert sidecar["metrics"]["agreement"] >= 0.9
+    probs = EmotionClassifier(out).probabilities(load_dataset(fer2013, "test").images[:8])
+    assert probs.shape == (8, 6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)

@@ -145,6 +145,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "tiny": Architecture(VggSpec((8, 16), 1, 32, 0.2), "for tests and smoke runs only"),
     "tiny-pool": Architecture(VggSpec((8, 16), 1, 32, 0.2, pool_head=True), "for tests and smoke runs only"),
+    "tiny-res": Architecture(ResNetSpec((8, 16), 1), "for tests and smoke runs only"),
 }
 DEFAULT_ARCHITECTURE = "vgg-m"
 
