@@ -7,6 +7,8 @@ the model is any good.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.dataset, pytest.mark.slow]
 pytest.importorskip("tensorflow", reason="needs the train extra: pip install -e '.[train]'")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -72,29 +75,37 @@ def test_convert_to_int8_and_run_on_the_device_code(smoke_run: Path, fer2013: Pa
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)
 
 
-def test_the_recipes_two_kinds_of_member_train_and_convert_into_one_int8_ensemble(
-    fer2013: Path, tmp_path: Path
-) -> None:
-    """Issue 11's hand-over in miniature: both members as train/recipe_members.sh trains them
-    (40 px crops, bf16, EMA; a VGG and a ResNet with its residual adds), then emocam-convert
-    bakes them, with flip TTA, into one int8 model the device runs."""
-    from emocam.convert.cli import main as convert_main
-    from emocam.edge.vision.classifier import EmotionClassifier
-    from emocam.train.data import load_dataset
+@pytest.fixture(scope="module")
+def recipe_members(fer2013: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Issue 11's two kinds of member in miniature, trained as train/recipe_members.sh trains them:
+    40 px crops, bf16, EMA; a VGG, and a ResNet with its residual adds."""
     from emocam.train.fit import main as fit_main
 
+    root = tmp_path_factory.mktemp("members")
     runs = {}
     for architecture in ("tiny-pool", "tiny-res"):
-        runs[architecture] = tmp_path / architecture
+        runs[architecture] = root / architecture
         assert fit_main([
             "--data", str(fer2013), "--out", str(runs[architecture]), "--architecture", architecture,
             "--crop", "40", "--precision", "mixed_bfloat16", "--ema", "0.9", "--epochs", "1",
-            "--limit-per-class", "30", "--batch-size", "32", "--cache-dir", str(tmp_path / "cache"), "--quiet",
+            "--limit-per-class", "30", "--batch-size", "32", "--cache-dir", str(root / "cache"), "--quiet",
         ]) == 0
+    return runs
+
+
+def test_the_recipes_two_kinds_of_member_convert_into_one_int8_ensemble(
+    recipe_members: dict[str, Path], fer2013: Path, tmp_path: Path
+) -> None:
+    """emocam-convert bakes both, with flip TTA, into one int8 model the device runs."""
+    from emocam.convert.cli import main as convert_main
+    from emocam.edge.vision.classifier import EmotionClassifier
+    from emocam.train.data import load_dataset
+
     out = tmp_path / "ensemble.tflite"
     assert convert_main([
-        str(runs["tiny-pool"]), "--ensemble-with", str(runs["tiny-res"]), "--flip-tta", "--data", str(fer2013),
-        "--out", str(out), "--representative-count", "60", "--verify-limit", "300", "--force",
+        str(recipe_members["tiny-pool"]), "--ensemble-with", str(recipe_members["tiny-res"]), "--flip-tta",
+        "--data", str(fer2013), "--out", str(out), "--representative-count", "60", "--verify-limit", "300",
+        "--force",
     ]) == 0
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert "tiny-pool" in sidecar["architecture"] and "tiny-res" in sidecar["architecture"], sidecar["architecture"]
@@ -102,3 +113,28 @@ def test_the_recipes_two_kinds_of_member_train_and_convert_into_one_int8_ensembl
     probs = EmotionClassifier(out).probabilities(load_dataset(fer2013, "test").images[:8])
     assert probs.shape == (8, 6)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)
+
+
+def test_finish_recipe_chooses_on_validation_converts_and_reports(
+    recipe_members: dict[str, Path], fer2013: Path, tmp_path: Path
+) -> None:
+    """train/finish_recipe.py end to end on member 1 alone (its interim release; four candidates):
+    every CLI it calls takes the flags it passes, and choice.json holds the numbers the model card
+    quotes."""
+    out = tmp_path / "ship"
+    result = subprocess.run(
+        [sys.executable, "train/finish_recipe.py", str(fer2013), "--m1", str(recipe_members["tiny-pool"]),
+         "--m2", "", "--out", str(out), "--model-version", "0.0.1-smoke"],
+        capture_output=True, text=True, cwd=REPO, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    choice = json.loads((out / "choice.json").read_text())
+    assert len(choice["candidates"]) == 4  # whole face or centre 40, with or without flip TTA
+    assert choice["chosen"] in choice["candidates"]
+    for key in ("int8_test_accuracy", "float_test_accuracy", "int8_validation_jpeg_accuracy",
+                "float_validation_jpeg_accuracy"):
+        assert 0.0 < choice[key] < 1.0, key
+    assert not choice["latency_bench"].startswith("failed"), choice["latency_bench"]
+    sidecar = json.loads((out / "emocam-fer6.json").read_text())
+    assert sidecar["version"] == "0.0.1-smoke"
+    assert f"python -m emocam.train.bundled export {recipe_members['tiny-pool']}" in result.stdout
