@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from emocam.edge.vision.model_info import BUNDLED_MODEL  # noqa: E402
 from emocam.train import bundled  # noqa: E402
+from emocam.train.commands import EMOCAM_CONVERT, EMOCAM_TRAIN  # noqa: E402
 from emocam.train.data import duplicate_groups, training_split  # noqa: E402
 from emocam.train.run import ValidationSplit, read_config  # noqa: E402
 
@@ -72,7 +73,7 @@ def per_class(labels: np.ndarray, counts: list[int], rng: np.random.Generator) -
 
 
 def evaluate(model: str, data: str, *extra: str) -> dict:
-    result = subprocess.run(["emocam-train", "evaluate", model, data, "--json", *extra], capture_output=True,
+    result = subprocess.run([*EMOCAM_TRAIN, "evaluate", model, data, "--json", *extra], capture_output=True,
                             text=True, cwd=REPO)
     if result.returncode:
         sys.exit(f"evaluate {model} {data}: {result.stderr.strip().splitlines()[-1]}")
@@ -110,7 +111,7 @@ def main() -> None:
 
     mine = str(args.work / "runs" / "mine")
     start = time.monotonic()
-    subprocess.run(["emocam-train", "fit", "--data", str(args.work / "user"), "--init-from", args.base,
+    subprocess.run([*EMOCAM_TRAIN, "fit", "--data", str(args.work / "user"), "--init-from", args.base,
                     "--replay-from", str(args.work / "replay"), "--replay-per-class", str(args.replay_per_class),
                     "--out", mine, "--quiet"], check=True, cwd=REPO)
     minutes = (time.monotonic() - start) / 60
@@ -118,7 +119,7 @@ def main() -> None:
     if from_bundled:
         base, tuned = str(BUNDLED_MODEL), str(args.work / "mine.tflite")
         start = time.monotonic()
-        subprocess.run(["emocam-convert", mine, "--data", str(args.work / "user"), "--out", tuned, "--flip-tta"],
+        subprocess.run([*EMOCAM_CONVERT, mine, "--data", str(args.work / "user"), "--out", tuned, "--flip-tta"],
                        check=True, cwd=REPO)
         print(f"convert: {(time.monotonic() - start) / 60:.1f} min", flush=True)
     rows = []

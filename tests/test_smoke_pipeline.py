@@ -7,6 +7,7 @@ the model is any good.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +127,7 @@ def test_finish_recipe_chooses_on_validation_converts_and_reports(
         [sys.executable, "train/finish_recipe.py", str(fer2013), "--m1", str(recipe_members["tiny-pool"]),
          "--m2", "", "--out", str(out), "--model-version", "0.0.1-smoke"],
         capture_output=True, text=True, cwd=REPO, timeout=1800,
+        env={**os.environ, "PATH": os.defpath},  # as CI runs it: the venv's scripts are not on PATH
     )
     assert result.returncode == 0, result.stdout + result.stderr
     choice = json.loads((out / "choice.json").read_text())

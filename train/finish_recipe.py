@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from emocam.train.commands import EMOCAM_CONVERT, EMOCAM_TRAIN
 from emocam.train.run import CONFIG, RunError, ValidationSplit, read_config, read_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def cli(*args: str) -> dict:
     result = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
         last = result.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        sys.exit(f"finish_recipe: {' '.join(args[:3])} ... exited {result.returncode}: {last[0]}")
+        sys.exit(f"finish_recipe: {' '.join(args[2:4])} ... exited {result.returncode}: {last[0]}")
     return json.loads(result.stdout)
 
 
@@ -123,7 +124,7 @@ def main() -> int:
 
     scored = []
     for candidate in candidates(args.m1, args.m2, args.budget_ms):
-        result = cli("emocam-train", "evaluate", candidate.members[0], args.data, "--split", "validation",
+        result = cli(*EMOCAM_TRAIN, "evaluate", candidate.members[0], args.data, "--split", "validation",
                      "--jpeg-quality", "95", "--json", *candidate.flags)
         scored.append(Candidate(**{**asdict(candidate), "accuracy": result["accuracy"], "ece": result.get("ece")}))
         print(f"validation {result['accuracy']:.4f}  ~{candidate.est_ms:.2f} ms  {candidate.describe()}", flush=True)
@@ -132,7 +133,7 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.out / "emocam-fer6.tflite"
-    converted = subprocess.run(["emocam-convert", best.members[0], "--data", args.data, "--out", str(model),
+    converted = subprocess.run([*EMOCAM_CONVERT, best.members[0], "--data", args.data, "--out", str(model),
                                 *best.flags, "--temperature", "auto", "--name", "emocam-fer6",
                                 "--model-version", args.model_version], cwd=REPO)
     if converted.returncode != 0:
@@ -140,11 +141,11 @@ def main() -> int:
                  f"the choice was {best.describe()}")
     # Kaggle's test/ folder is FER-2013's PublicTest half; PrivateTest is held back (the dataset's README).
     # The float network is scored on test too, after the choice, only to report what int8 costs.
-    test = cli("emocam-train", "evaluate", str(model), args.data, "--split", "test", "--json")
-    float_test = cli("emocam-train", "evaluate", best.members[0], args.data, "--split", "test", "--json",
+    test = cli(*EMOCAM_TRAIN, "evaluate", str(model), args.data, "--split", "test", "--json")
+    float_test = cli(*EMOCAM_TRAIN, "evaluate", best.members[0], args.data, "--split", "test", "--json",
                      *best.flags)
     split = ValidationSplit.of_run(read_run(args.m1))  # a .tflite records no split: give the members' own
-    validation = cli("emocam-train", "evaluate", str(model), args.data, "--split", "validation",
+    validation = cli(*EMOCAM_TRAIN, "evaluate", str(model), args.data, "--split", "validation",
                      "--jpeg-quality", "95", "--json", "--val-fraction", str(split.fraction),
                      "--seed", str(split.seed), "--val-grouping", split.grouping)
     latency = subprocess.run([sys.executable, "bench/model_latency.py", str(model),
