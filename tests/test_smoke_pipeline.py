@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import REPO
+
 pytestmark = [pytest.mark.tensorflow, pytest.mark.dataset, pytest.mark.slow]
 pytest.importorskip("tensorflow", reason="needs the train extra: pip install -e '.[train]'")
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,10 @@ def _labels_beside(path: Path) -> tuple[str, ...]:
         raise EvaluationError(str(exc)) from exc
     if labels is not None:
         return labels
-    if isinstance(recorded, list) and len(recorded) >= 2 and all(isinstance(v, str) for v in recorded):
+    if recorded is not None:
+        if not isinstance(recorded, list) or len(recorded) < 2 or not all(isinstance(v, str) for v in recorded):
+            raise EvaluationError(f"{path.parent / run.CONFIG} must hold a list of 2 or more label names in "
+                                  f"output order under 'labels', got {recorded!r}")
         return tuple(recorded)
     raise EvaluationError(
         f"no labels for {path}: put labels.json (a JSON list of label names in output order) beside it; "

@@ -280,6 +280,15 @@ def test_keras_labels_come_from_config_json_when_labels_json_is_absent(keras_run
 
 
 @pytest.mark.tensorflow
+def test_keras_labels_in_config_json_that_are_no_list_of_names_are_a_clear_error(keras_run: Path,
+                                                                                   tmp_path: Path) -> None:
+    (tmp_path / "best.keras").write_bytes((keras_run / "best.keras").read_bytes())
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "x", "labels": "fear,happy"}))
+    with pytest.raises(EvaluationError, match="config.json must hold a list of 2 or more label names"):
+        load_predictor(tmp_path / "best.keras")
+
+
+@pytest.mark.tensorflow
 @pytest.mark.parametrize(
     ("labels", "message"),
     [(None, "no labels for"), (["angry", "happy"], "output"), ("oops", "not readable JSON")],
