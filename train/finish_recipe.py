@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from emocam.train.commands import EMOCAM_CONVERT, EMOCAM_TRAIN
+from emocam.train.commands import EMOCAM_CONVERT, EMOCAM_TRAIN, as_typed
 from emocam.train.run import CONFIG, RunError, ValidationSplit, read_config, read_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def cli(*args: str) -> dict:
     result = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
         last = result.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        sys.exit(f"finish_recipe: {' '.join(args[2:4])} ... exited {result.returncode}: {last[0]}")
+        sys.exit(f"finish_recipe: {as_typed(args)} exited {result.returncode}: {last[0]}")
     return json.loads(result.stdout)
 
 

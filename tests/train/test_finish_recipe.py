@@ -1,13 +1,16 @@
-"""train/finish_recipe.py's choices before it calls any CLI: the budget and the shared validation split."""
+"""train/finish_recipe.py's choices before it calls any CLI (the budget, the shared validation split), and
+how it reports a CLI that fails."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from emocam.train import finish_recipe
+from emocam.train.commands import EMOCAM_CONVERT, EMOCAM_TRAIN, as_typed
 
 
 def make_run(folder: Path, macs: float, crop: int = 40, seed: int = 1337) -> str:
@@ -45,3 +48,18 @@ def test_without_member_2_only_member_1_is_a_candidate(tmp_path: Path) -> None:
     m1 = make_run(tmp_path / "m1", 264e6)
     chosen = {(c.members, c.centre_crop, c.flip_tta) for c in finish_recipe.candidates(m1, "", 3.0)}
     assert chosen == {((m1,), 0, False), ((m1,), 40, False), ((m1,), 40, True)}
+
+
+def test_a_failing_cli_exits_with_the_command_as_typed_and_its_last_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exited:
+        finish_recipe.cli(*EMOCAM_TRAIN, "evaluate", str(tmp_path / "no-such-run"), "data.zip", "--json")
+    message = str(exited.value)
+    typed = f"emocam-train evaluate {tmp_path / 'no-such-run'} data.zip --json"
+    assert message.startswith(f"finish_recipe: {typed} exited 2: ")
+    assert "no-such-run" in message.split("exited 2: ", 1)[1]
+    assert sys.executable not in message
+
+
+def test_commands_read_as_typed_and_others_unchanged() -> None:
+    assert as_typed([*EMOCAM_CONVERT, "runs/m1", "--flip-tta"]) == "emocam-convert runs/m1 --flip-tta"
+    assert as_typed(["python3", "bench/model_latency.py"]) == "python3 bench/model_latency.py"
