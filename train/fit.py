@@ -445,8 +445,13 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
         inputs: dict = {"x": batches, "shuffle": False}
     else:
         inputs = {"x": _as_input(train.images), "y": y_train, "batch_size": cfg.batch_size, "class_weight": weights}
-    if start_epoch < cfg.epochs:
+    # --stop-at-epoch is checked after each epoch, so a run already there must not start one.
+    last_epoch = min(cfg.epochs, stop_at_epoch) if stop_at_epoch else cfg.epochs
+    if start_epoch < last_epoch:
         trainer.fit(**inputs, epochs=cfg.epochs, initial_epoch=start_epoch, callbacks=callbacks, verbose=verbose)
+    elif start_epoch < cfg.epochs:
+        log.warning("%s is at epoch %d of %d, not before --stop-at-epoch %d: nothing to train; continue with --resume",
+                    run_dir, start_epoch, cfg.epochs, stop_at_epoch)
     write_validation_metrics(run_dir, val, cfg.val_jpeg_quality)
     return run_dir
 

@@ -166,8 +166,12 @@ def test_a_resumed_run_is_the_uninterrupted_run(fer2013: Path, tmp_path: Path) -
     base = dict(data=str(fer2013), architecture="tiny-pool", crop=40, precision="mixed_bfloat16", ema=0.9,
                 epochs=3, limit_per_class=30, batch_size=32, warmup_epochs=1, cache_dir=str(tmp_path / "cache"))
     fit(TrainConfig(out=str(tmp_path / "straight"), **base), verbose=0)
-    for stop in (1, 2, 0):
-        fit(TrainConfig(out=str(tmp_path / "resumed"), **base), verbose=0, resume=stop != 1, stop_at_epoch=stop)
+    resumed_run = TrainConfig(out=str(tmp_path / "resumed"), **base)
+    fit(resumed_run, verbose=0, stop_at_epoch=1)
+    fit(resumed_run, verbose=0, resume=True, stop_at_epoch=1)  # already at epoch 1: trains nothing
+    assert json.loads((tmp_path / "resumed" / "state.json").read_text())["epoch"] == 1
+    for stop in (2, 0):
+        fit(resumed_run, verbose=0, resume=True, stop_at_epoch=stop)
 
     def variables(run: str) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(tmp_path / run / "last.keras") as archive:
