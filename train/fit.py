@@ -127,7 +127,7 @@ class RunCheckpoint:
 
     @staticmethod
     def make(run_dir: Path, net, inference, validation: tuple[np.ndarray, np.ndarray], total_epochs: int,
-             best_so_far: float, seed: int, max_minutes: float = 0.0, stop_at_epoch: int = 0):
+             best_so_far: float, seed: int, max_minutes: float = 0.0):
         import keras
 
         x_val, labels_val = validation
@@ -182,9 +182,6 @@ class RunCheckpoint:
                     epoch + 1, total_epochs, loss, val_acc, " *" if improved else "", self.best,
                     per_epoch, per_epoch * (total_epochs - epoch - 1) / 60,
                 )
-                if stop_at_epoch and epoch + 1 >= stop_at_epoch and epoch + 1 < total_epochs:
-                    log.warning("stopping after epoch %d as asked; continue with --resume", epoch + 1)
-                    self.model.stop_training = True
                 # Stop before an epoch that would end past the limit, not after it.
                 if max_minutes and elapsed + per_epoch > max_minutes * 60 and epoch + 1 < total_epochs:
                     log.warning("stopping after epoch %d: another would pass the %.0f-minute limit; "
@@ -417,7 +414,7 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
 
     callbacks = [
         RunCheckpoint.make(run_dir, net, inference, (_as_input(scored_val.images), scored_val.labels), cfg.epochs,
-                           best, cfg.seed, max_minutes, stop_at_epoch),
+                           best, cfg.seed, max_minutes),
         keras.callbacks.CSVLogger(str(run_dir / run.HISTORY), append=start_epoch > 0),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
     ]
@@ -445,13 +442,14 @@ def fit(cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0, verbos
         inputs: dict = {"x": batches, "shuffle": False}
     else:
         inputs = {"x": _as_input(train.images), "y": y_train, "batch_size": cfg.batch_size, "class_weight": weights}
-    # --stop-at-epoch is checked after each epoch, so a run already there must not start one.
+    # --stop-at-epoch ends Keras's loop there (a run already there trains nothing); the learning
+    # rate schedule still spans all of cfg.epochs, so a resumed run continues it exactly.
     last_epoch = min(cfg.epochs, stop_at_epoch) if stop_at_epoch else cfg.epochs
     if start_epoch < last_epoch:
-        trainer.fit(**inputs, epochs=cfg.epochs, initial_epoch=start_epoch, callbacks=callbacks, verbose=verbose)
-    elif start_epoch < cfg.epochs:
-        log.warning("%s is at epoch %d of %d, not before --stop-at-epoch %d: nothing to train; continue with --resume",
-                    run_dir, start_epoch, cfg.epochs, stop_at_epoch)
+        trainer.fit(**inputs, epochs=last_epoch, initial_epoch=start_epoch, callbacks=callbacks, verbose=verbose)
+    if last_epoch < cfg.epochs and run.read_state(run_dir)[0] >= last_epoch:
+        log.warning("stopped after epoch %d of %d as asked (--stop-at-epoch); continue with --resume",
+                    last_epoch, cfg.epochs)
     write_validation_metrics(run_dir, val, cfg.val_jpeg_quality)
     return run_dir
 
