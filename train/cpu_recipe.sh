@@ -16,7 +16,6 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 deadline=$(( $(date +%s) + MINUTES * 60 ))
 left() { echo $(( (deadline - $(date +%s)) / 60 )); }
-epochs_done() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['epoch'])" "$1/state.json" 2>/dev/null || echo 0; }
 
 . train/recipe_members.sh
 
@@ -29,10 +28,10 @@ fit() {  # fit OUT MINUTES ARGS...: start or resume the run in OUT
 
 mkdir -p runs
 bash train/recipe_checkpoints.sh restore
-if [ "$(epochs_done runs/m1-bf16)" -lt "$M1_EPOCHS" ]; then
-    fit runs/m1-bf16 "$(left)" "${M1[@]}"
+if [ "$(epochs_done "$M1_RUN")" -lt "$M1_EPOCHS" ]; then
+    fit "$M1_RUN" "$(left)" "${M1[@]}"
 fi
-if [ "$(epochs_done runs/m2-resnet)" -lt "$M2_EPOCHS" ]; then
-    fit runs/m2-resnet "$(left)" "${M2[@]}"
+if [ "$(epochs_done "$M2_RUN")" -lt "$M2_EPOCHS" ]; then
+    fit "$M2_RUN" "$(left)" "${M2[@]}"
 fi
 echo "recipe: both members are trained"

@@ -11,10 +11,10 @@
 # of a session, once a run has stopped by itself (--max-minutes), never while it writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=(m1-bf16 m2-resnet)
+DATA=${DATA:-}  # the member definitions are read for their run folders only
+. train/recipe_members.sh
+RUNS=("${M1_RUN#runs/}" "${M2_RUN#runs/}")
 FILES=(state.json last.keras best.keras config.json labels.json history.csv)
-
-epoch_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['epoch'])" "$1/state.json" 2>/dev/null || echo 0; }
 
 copy_run() {  # copy_run FROM TO: the resumable files, the state last so a torn copy never looks newer
     local from=$1 to=$2 file
@@ -33,11 +33,11 @@ keep)
     for run in "${RUNS[@]}"; do
         [ -f "runs/$run/state.json" ] || continue
         copy_run "runs/$run" "checkpoints/$run"
-        echo "kept runs/$run at epoch $(epoch_of "runs/$run") in checkpoints/$run: git add checkpoints/$run"
+        echo "kept runs/$run at epoch $(epochs_done "runs/$run") in checkpoints/$run: git add checkpoints/$run"
     done ;;
 restore)
     for run in "${RUNS[@]}"; do
-        kept=$(epoch_of "checkpoints/$run") here=$(epoch_of "runs/$run")
+        kept=$(epochs_done "checkpoints/$run") here=$(epochs_done "runs/$run")
         if [ "$kept" -gt "$here" ]; then
             copy_run "checkpoints/$run" "runs/$run"
             echo "restored runs/$run at epoch $kept from checkpoints/$run (runs/ had epoch $here)"

@@ -16,9 +16,11 @@ RESUMABLE = ("state.json", "last.keras", "best.keras", "config.json", "labels.js
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    """The script alone in an empty checkout: it works relative to its own folder."""
+    """The script and the member definitions it reads, alone in an empty checkout: it works
+    relative to its own folder."""
     (tmp_path / "train").mkdir()
-    shutil.copy2(REPO / "train/recipe_checkpoints.sh", tmp_path / "train")
+    for script in ("recipe_checkpoints.sh", "recipe_members.sh"):
+        shutil.copy2(REPO / "train" / script, tmp_path / "train")
     return tmp_path
 
 
