@@ -49,12 +49,35 @@ export QEMU_CPU=$CPU
 
 WORK=
 ROOTFS=
+BUILDING=
 MOUNTS=()
 PIDS=()
 T0=$SECONDS
 
 say() {
     printf '==> [%3ds] %s\n' "$((SECONDS - T0))" "$*"
+}
+
+# remove_tree DIR: rm -rf DIR, after stopping what still runs with its root inside DIR and
+# unmounting what is mounted below it, deepest first. An interrupted debootstrap leaves proc and
+# sys mounted in its half-built root, and rm cannot delete a live /proc: without this, every run
+# after one that was cut short failed at "rm: cannot remove .../proc/...".
+remove_tree() {
+    local dir proc mount mounts
+    [[ -e $1 ]] || return 0
+    dir=$(realpath "$1")
+    for proc in /proc/[0-9]*; do
+        case $(readlink "$proc/root" 2>/dev/null) in
+            "$dir" | "$dir"/*) kill -9 "${proc#/proc/}" 2>/dev/null || true ;;
+        esac
+    done
+    # Field 5 of mountinfo is the mount point; sorted in reverse, a mount comes before its parent.
+    mapfile -t mounts < <(awk -v dir="$dir" '$5 == dir || index($5, dir "/") == 1 { print $5 }' \
+        /proc/self/mountinfo | sort -r)
+    for mount in "${mounts[@]}"; do
+        umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null || true
+    done
+    rm -rf "$dir"
 }
 
 # Stop what this script started and undo its mounts, newest first; safe to call twice.
@@ -78,6 +101,11 @@ cleanup() {
         umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" 2>/dev/null || true
     done
     MOUNTS=()
+    # A root that debootstrap did not finish (a run cut short, a step over its time limit).
+    if [[ -n $BUILDING ]]; then
+        remove_tree "$BUILDING"
+        BUILDING=
+    fi
     if [[ -n $WORK && -d $WORK ]]; then
         if [[ ${ARM64_KEEP:-0} == 1 ]]; then
             printf '==> kept %s\n' "$WORK"
@@ -195,15 +223,20 @@ base_root() {
         return
     fi
     say "building the $SUITE arm64 root (debootstrap from $MIRROR, a few minutes)"
-    rm -rf "$BASE.tmp"
+    remove_tree "$BASE.tmp"
+    BUILDING=$BASE.tmp
     run "$CACHE/debootstrap.log" debootstrap --arch=arm64 --variant=minbase --include="$DEBS" \
         "$SUITE" "$BASE.tmp" "$MIRROR"
     chroot "$BASE.tmp" /usr/bin/apt-get clean
     rm -rf "$BASE"
     mv "$BASE.tmp" "$BASE"
+    BUILDING=
     touch "$BASE.ok"
     # Roots of other recipes are no longer used.
-    find "$CACHE" -maxdepth 1 -name 'root-*' ! -name "root-$key*" -exec rm -rf {} +
+    local old
+    while IFS= read -r -d '' old; do
+        remove_tree "$old"
+    done < <(find "$CACHE" -maxdepth 1 -name 'root-*' ! -name "root-$key*" -print0)
 }
 
 # The emocam runtime's dependencies and the build backend, as aarch64 wheels for Python 3.11,
@@ -459,4 +492,7 @@ main() {
     return "$rc"
 }
 
-main "$@"
+# Sourced (the tests call its functions one by one), it only defines them.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi

@@ -45,3 +45,36 @@ def test_help_describes_the_check() -> None:
 def test_shellcheck_is_clean() -> None:
     result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
+
+
+def _mounts_below(directory: Path) -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [point for point in points if point == str(directory) or point.startswith(f"{directory}/")]
+
+
+def test_a_half_built_root_with_live_mounts_is_removed(tmp_path: Path) -> None:
+    # What an interrupted debootstrap leaves: proc mounted in the root, and a mount inside a mount.
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    root = tmp_path / "root-0123.tmp"
+    (root / "proc").mkdir(parents=True)
+    (root / "var" / "cache").mkdir(parents=True)
+    try:
+        subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True, capture_output=True)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(root / "var")], check=True, capture_output=True)
+    except subprocess.CalledProcessError as error:
+        subprocess.run(["umount", "-R", str(root)], capture_output=True)
+        pytest.skip(f"cannot mount here: {error.stderr.decode().strip()}")
+    (root / "var" / "inner").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(root / "var" / "inner")], check=True)
+    try:
+        result = subprocess.run(
+            ["bash", "-c", 'source "$1" && remove_tree "$2"', "_", str(SCRIPT), str(root)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert not root.exists()
+        assert _mounts_below(root) == []
+    finally:
+        for point in sorted(_mounts_below(root), reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
