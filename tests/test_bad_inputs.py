@@ -35,6 +35,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = REPO / "edge" / "models" / "emocam-fer6.tflite"
+# The network --init-from bundled holds (read here, not imported: these cases run the CLIs only).
+BUNDLED_DESCRIPTION = REPO / "emocam" / "train" / "bundled" / "emocam-fer6.json"
+BUNDLED_ARCHITECTURE = json.loads(BUNDLED_DESCRIPTION.read_text())["architecture"]
 TIMEOUT = 120.0
 # The command each CLI name stands for: the package's own modules, so a checkout without the
 # console scripts on PATH runs them too.
@@ -256,7 +259,7 @@ CASES: list[Case] = [
     Case("fine-tune: images not in label folders", FINE_TUNE, 2, "{tmp}/mine", (text("mine/0.png", "x"),)),
     Case("fine-tune: label folders one level down", FINE_TUNE, 2, "--data {tmp}/mine/faces", (faces("mine/faces"),)),
     Case("fine-tune: bundled with another architecture", (*FINE_TUNE, "--architecture", "vgg-m"), 2,
-         "bundled holds vgg-s", (faces("mine"),)),
+         f"bundled holds {BUNDLED_ARCHITECTURE}", (faces("mine"),)),
     # --- emocam-train fit: the run directory ---
     Case("fit over a finished run", FIT, 2, "--overwrite", (kaggle("data"), run_files("run"))),
     Case("fit --out is a file", FIT, 2, "--out {tmp}/run", (kaggle("data"), text("run", "a file"))),
