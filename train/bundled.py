@@ -12,7 +12,8 @@ here, beside the training code that alone reads them (nothing under edge/ opens 
                                      small ones (biases, batch-norm statistics, whose variances
                                      can leave float16's range) stay float32
 
-Whoever replaces the bundled model re-exports them from its run:
+Whoever replaces the bundled model re-exports them from its run (for an ensemble, its first
+member's run; the description then records ``member_of``, the ensemble's architecture):
 
     python -m emocam.train.bundled export RUN_DIR
 
@@ -105,15 +106,25 @@ def export(run_dir: Path, model: Path = BUNDLED_MODEL) -> tuple[Path, Path]:
     missing = [key for key in CARRIED_KEYS if key not in config]
     if missing:
         raise BundledError(f"{run_dir / run.CONFIG} lacks {', '.join(missing)}; export a run emocam-train fit wrote")
+    info = load_model_info(model)
+    # An ensemble ships its first member: a fine-tune starts from one network (emocam-convert
+    # writes the architecture as "ensemble[first+centre40, second+centre40]+flip-tta").
+    ensemble = info.architecture.startswith("ensemble[")
+    first = info.architecture.removeprefix("ensemble[").split(", ")[0]
+    if first.split("+")[0] != config["architecture"]:
+        raise BundledError(f"{model} is {info.architecture}, but {run_dir} trained {config['architecture']}; "
+                           f"export the run {model.name} was converted from"
+                           + (" (its first member)" if ensemble else ""))
     net = keras.saving.load_model(run_dir / run.BEST_MODEL, compile=False)
     arrays = {f"w{i}": w.astype(np.float16 if w.size >= FLOAT16_FROM else np.float32)
               for i, w in enumerate(net.get_weights())}
-    info = load_model_info(model)
     FOLDER.mkdir(exist_ok=True)
     np.savez_compressed(WEIGHTS, **arrays)
     description = {key: config[key] for key in (*CARRIED_KEYS, *SPLIT_KEYS) if key in config}
     description.update(name=info.name, version=info.version, model=model.name, sha256=file_sha256(model),
                        source_run=str(run_dir), params=int(net.count_params()))
+    if ensemble:
+        description["member_of"] = info.architecture
     if "rebuilt_from" in config:
         description["rebuilt_from"] = config["rebuilt_from"]
     DESCRIPTION.write_text(json.dumps(description, indent=2) + "\n")
