@@ -312,13 +312,15 @@ def check_before_training(cfg: TrainConfig, resume: bool = False, overwrite: boo
         raise TrainConfigError(
             f"--architecture {cfg.architecture!r} is unknown; choose one of {', '.join(ARCHITECTURES)}"
         )
+    # First: --init-from bundled carries the bundle's crop, so a wrong --architecture would
+    # otherwise be reported as a --crop the user never gave.
+    if bundled.is_bundled(cfg.init_from):
+        bundled.check_fits(cfg.architecture)
     if cfg.crop and not has_pooling_head(cfg.architecture):
         pooled = [name for name in ARCHITECTURES if has_pooling_head(name)]
         raise TrainConfigError(f"--crop {cfg.crop} needs an architecture with a pooling head ({', '.join(pooled)}); "
                                f"{cfg.architecture} takes whole faces only")
-    if bundled.is_bundled(cfg.init_from):
-        bundled.check_fits(cfg.architecture)
-    elif cfg.init_from:
+    if cfg.init_from and not bundled.is_bundled(cfg.init_from):
         source = Path(cfg.init_from)
         path = source / run.BEST_MODEL if source.is_dir() else source
         if not path.is_file():

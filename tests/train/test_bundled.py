@@ -4,6 +4,7 @@ bundled int8 model, classify as it does, and fine-tune like any base run."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,9 @@ def first_member_probabilities(model: Path, faces: np.ndarray) -> np.ndarray:
     (one, or two with flip TTA: the face and its mirror image), dequantized and averaged."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(str(model), num_threads=1, experimental_preserve_all_tensors=True)
+    with warnings.catch_warnings():  # "intended for debugging": it is, here
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = Interpreter(str(model), num_threads=1, experimental_preserve_all_tensors=True)
     (face_input,) = interpreter.get_input_details()
     out = []
     for start in range(0, len(faces), 50):
