@@ -1,11 +1,12 @@
 """Float Keras weights rebuilt from an int8 TFLite model, for a model whose training run is gone.
 
-v1.3.0, the bundled model until issue 11's ships, was converted from a run directory that no
-longer exists, so its float weights exist only inside the int8 model. This reads them back:
+v1.3.0, the bundled model before v2.0.0 (kept as tests/train/data/emocam-fer6-v1.3.0.tflite), was
+converted from a run directory that no longer exists, so its float weights exist only inside the
+int8 model. This reads them back:
 
-    python -m emocam.train.rebuild_float edge/models/emocam-fer6.tflite --architecture vgg-s \\
+    python -m emocam.train.rebuild_float tests/train/data/emocam-fer6-v1.3.0.tflite --architecture vgg-s \\
         --data ../shared/datasets/fer2013.zip --out runs/v1.3.0-float
-    python -m emocam.train.bundled export runs/v1.3.0-float
+    python -m emocam.train.bundled export runs/v1.3.0-float   # while v1.3.0 was the bundled model
 
 The first writes a run directory (best.keras, config.json, labels.json) that the rest of the
 tooling reads like any other: ``emocam-train evaluate`` scores it, ``--init-from`` starts from it;
