@@ -141,8 +141,10 @@ def test_the_wheel_and_sdist_hold_the_device_data_and_no_tensorflow(dist: Path) 
     with tarfile.open(sdist) as archive:
         stem = f"emocam-{emocam.__version__}/"
         assert {f"{stem}emocam/{name}" for name in (*DEVICE_DATA, *TRAINING_DATA)} <= set(archive.getnames())
-    # 3.3 MB of it: the float16 weights of the bundled model (a larger bundled model takes more)
-    assert wheel.stat().st_size < 7_500_000, "the wheel grew: check what package data it picked up"
+    # 10.8 MB in v2.0.0: the int8 ensemble (4.1 MB compressed), its first member's float16 weights
+    # for --init-from bundled (5.1 MB, which a Pi installs and never opens), the face detectors
+    # (1.2 MB) and the sample clip (0.3 MB); a larger bundled model takes more
+    assert wheel.stat().st_size < 11_500_000, "the wheel grew: check what package data it picked up"
 
 
 @pytest.mark.slow
