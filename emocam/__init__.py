@@ -10,4 +10,4 @@ The three live in the repository's top-level ``edge/``, ``train/`` and ``convert
 source tree, an editable install and the wheel all import them by the same names.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import emocam
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALLER = REPO / "systemd" / "install.sh"
 UNIT = REPO / "systemd" / "emocam.service"
@@ -246,11 +248,12 @@ def test_a_rerun_with_nothing_changed_does_not_rebuild(sandbox: Sandbox, tmp_pat
     venv = sandbox.root / "opt/emocam/venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin/emocam").write_text("#!/bin/sh\n")
-    (venv / ".emocam-install").write_text(f"source {digest}\nversion 0.2.0\n")
+    (venv / ".emocam-install").write_text(f"source {digest}\nversion {emocam.__version__}\n")
 
     again = box.run().stdout
     assert _pip_steps(again) == []
-    assert "emocam 0.2.0 in /opt/emocam/venv is up to date (same source, pins and packages): not rebuilt" in again
+    up_to_date = "in /opt/emocam/venv is up to date (same source, pins and packages): not rebuilt"
+    assert f"emocam {emocam.__version__} {up_to_date}" in again
     assert again.splitlines()[-1].endswith(FIRST_BOOT + "emocam")
 
     # Any change to the source, even a comment, is a new build.
