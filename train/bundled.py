@@ -78,6 +78,18 @@ def check_fits(architecture: str) -> None:
                            f"out on a folder of your faces, or give --architecture {shipped}")
 
 
+def shipped_form(architecture: str) -> tuple[str, int, bool, bool]:
+    """(first network, its centre crop or 0, flip TTA, ensemble) of a sidecar's architecture, as
+    emocam-convert writes it: 'vgg-s+flip-tta', 'ensemble[vgg-m-pool+centre40, resnet18-n+centre40]'.
+    An ensemble ships its first member here: a fine-tune starts from one network."""
+    flip = architecture.endswith("+flip-tta")
+    body = architecture.removesuffix("+flip-tta")
+    ensemble = body.startswith("ensemble[")
+    first = body.removeprefix("ensemble[").removesuffix("]").split(", ")[0]
+    network, _, crop = first.partition("+centre")
+    return network, int(crop or 0), flip, ensemble
+
+
 def labels() -> tuple[str, ...]:
     return tuple(describe()["labels"])
 
@@ -107,11 +119,8 @@ def export(run_dir: Path, model: Path = BUNDLED_MODEL) -> tuple[Path, Path]:
     if missing:
         raise BundledError(f"{run_dir / run.CONFIG} lacks {', '.join(missing)}; export a run emocam-train fit wrote")
     info = load_model_info(model)
-    # An ensemble ships its first member: a fine-tune starts from one network (emocam-convert
-    # writes the architecture as "ensemble[first+centre40, second+centre40]+flip-tta").
-    ensemble = info.architecture.startswith("ensemble[")
-    first = info.architecture.removeprefix("ensemble[").split(", ")[0]
-    if first.split("+")[0] != config["architecture"]:
+    network, _, _, ensemble = shipped_form(info.architecture)
+    if network != config["architecture"]:
         raise BundledError(f"{model} is {info.architecture}, but {run_dir} trained {config['architecture']}; "
                            f"export the run {model.name} was converted from"
                            + (" (its first member)" if ensemble else ""))

@@ -58,19 +58,26 @@ say() {
     printf '==> [%3ds] %s\n' "$((SECONDS - T0))" "$*"
 }
 
+# kill_rooted_in DIR: SIGKILL every process whose root directory is DIR or below it (what runs
+# chrooted there holds its mounts).
+kill_rooted_in() {
+    local proc
+    for proc in /proc/[0-9]*; do
+        case $(readlink "$proc/root" 2>/dev/null) in
+            "$1" | "$1"/*) kill -9 "${proc#/proc/}" 2>/dev/null || true ;;
+        esac
+    done
+}
+
 # remove_tree DIR: rm -rf DIR, after stopping what still runs with its root inside DIR and
 # unmounting what is mounted below it, deepest first. An interrupted debootstrap leaves proc and
 # sys mounted in its half-built root, and rm cannot delete a live /proc: without this, every run
 # after one that was cut short failed at "rm: cannot remove .../proc/...".
 remove_tree() {
-    local dir proc mount mounts
+    local dir mount mounts
     [[ -e $1 ]] || return 0
     dir=$(realpath "$1")
-    for proc in /proc/[0-9]*; do
-        case $(readlink "$proc/root" 2>/dev/null) in
-            "$dir" | "$dir"/*) kill -9 "${proc#/proc/}" 2>/dev/null || true ;;
-        esac
-    done
+    kill_rooted_in "$dir"
     # Field 5 of mountinfo is the mount point; sorted in reverse, a mount comes before its parent.
     mapfile -t mounts < <(awk -v dir="$dir" '$5 == dir || index($5, dir "/") == 1 { print $5 }' \
         /proc/self/mountinfo | sort -r)
@@ -82,7 +89,7 @@ remove_tree() {
 
 # Stop what this script started and undo its mounts, newest first; safe to call twice.
 cleanup() {
-    local pid i proc
+    local pid i
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -92,9 +99,7 @@ cleanup() {
     PIDS=()
     # Anything still running inside this run's own root (a run cut short) would hold its mounts.
     if [[ -n $ROOTFS ]]; then
-        for proc in /proc/[0-9]*; do
-            [[ $(readlink "$proc/root" 2>/dev/null) == "$ROOTFS" ]] && kill -9 "${proc#/proc/}" 2>/dev/null
-        done
+        kill_rooted_in "$ROOTFS"
         ROOTFS=
     fi
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do

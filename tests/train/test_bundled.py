@@ -42,22 +42,12 @@ def test_a_wrong_architecture_is_refused_before_any_data_is_read(tmp_path: Path,
     assert not (tmp_path / "r").exists()
 
 
-def shipped_form(architecture: str) -> tuple[str, int, bool, bool]:
-    """(first network, its centre crop or 0, flip TTA, ensemble) of a sidecar's architecture, as
-    emocam-convert writes it: 'vgg-s+flip-tta', 'ensemble[vgg-m-pool+centre40, resnet18-n+centre40]'."""
-    flip = architecture.endswith("+flip-tta")
-    body = architecture.removesuffix("+flip-tta")
-    ensemble = body.startswith("ensemble[")
-    first = body.removeprefix("ensemble[").removesuffix("]").split(", ")[0]
-    network, _, crop = first.partition("+centre")
-    return network, int(crop or 0), flip, ensemble
-
-
 def test_shipped_form_reads_what_emocam_convert_writes() -> None:
-    assert shipped_form("vgg-s+flip-tta") == ("vgg-s", 0, True, False)
-    assert shipped_form("vgg-m-pool+centre40") == ("vgg-m-pool", 40, False, False)
-    assert shipped_form("ensemble[vgg-m-pool+centre40, resnet18-n+centre40]+flip-tta") == ("vgg-m-pool", 40, True, True)
-    assert shipped_form("ensemble[vgg-m-pool, resnet18-n]") == ("vgg-m-pool", 0, False, True)
+    assert bundled.shipped_form("vgg-s+flip-tta") == ("vgg-s", 0, True, False)
+    assert bundled.shipped_form("vgg-m-pool+centre40") == ("vgg-m-pool", 40, False, False)
+    assert bundled.shipped_form("ensemble[vgg-m-pool+centre40, resnet18-n+centre40]+flip-tta") == (
+        "vgg-m-pool", 40, True, True)
+    assert bundled.shipped_form("ensemble[vgg-m-pool, resnet18-n]") == ("vgg-m-pool", 0, False, True)
 
 
 def first_member_probabilities(model: Path, faces: np.ndarray) -> np.ndarray:
@@ -69,12 +59,12 @@ def first_member_probabilities(model: Path, faces: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", UserWarning)
         interpreter = Interpreter(str(model), num_threads=1, experimental_preserve_all_tensors=True)
     (face_input,) = interpreter.get_input_details()
+    scale, zero = face_input["quantization"]
     out = []
     for start in range(0, len(faces), 50):
         batch = faces[start:start + 50]
         interpreter.resize_tensor_input(face_input["index"], [len(batch), *face_input["shape"][1:]])
         interpreter.allocate_tensors()
-        scale, zero = face_input["quantization"]
         interpreter.set_tensor(face_input["index"],
                                np.round(batch[..., None] / scale + zero).astype(np.int8))
         interpreter.invoke()
@@ -102,7 +92,7 @@ def test_the_bundled_weights_classify_as_the_bundled_int8_model_does(fer2013: Pa
     faces = per_class_limit(load_dataset(fer2013, "test"), 50, seed=3).images
     about = bundled.describe()
     info = load_model_info(BUNDLED_MODEL)
-    network, crop, flip, ensemble = shipped_form(info.architecture)
+    network, crop, flip, ensemble = bundled.shipped_form(info.architecture)
     assert network == about["architecture"], HOW_TO_FIX
     net = build(about["architecture"], 48, len(about["labels"]))
     bundled.load_into(net)
